@@ -1,0 +1,5 @@
+import sys
+
+from augbench.cli import main
+
+sys.exit(main())

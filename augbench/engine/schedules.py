@@ -1,0 +1,55 @@
+"""Learning-rate schedules as a factor of the base rate, stepped every iteration.
+
+A schedule is ``factor(progress)`` where progress is in epochs (fractional
+within an epoch); the engine wraps it in a ``LambdaLR``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from augbench.config import RunConfig
+
+ScheduleFactory = Callable[[RunConfig, float], Callable[[float], float]]
+SCHEDULES: dict[str, ScheduleFactory] = {}
+
+
+def register_schedule(name: str):
+    def wrap(fn: ScheduleFactory) -> ScheduleFactory:
+        SCHEDULES[name] = fn
+        return fn
+
+    return wrap
+
+
+def _warmup(config: RunConfig, progress: float) -> float:
+    if config.warmup_epochs > 0 and progress < config.warmup_epochs:
+        return (progress + 1e-12) / config.warmup_epochs
+    return 1.0
+
+
+@register_schedule("multistep")
+def multistep(config: RunConfig, total_epochs: float):
+    """Multiply by ``gamma`` at each milestone epoch, as the official DLB code's MultiStepLR."""
+    milestones = config.resolved_milestones()
+
+    def factor(progress: float) -> float:
+        passed = sum(1 for m in milestones if math.floor(progress + 1e-9) >= m)
+        return _warmup(config, progress) * config.gamma ** passed
+
+    return factor
+
+
+@register_schedule("cosine")
+def cosine(config: RunConfig, total_epochs: float):
+    """Linear warmup over ``warmup_epochs``, then half a cosine from 1 to 0 (Loshchilov & Hutter 2017)."""
+    warm = config.warmup_epochs
+
+    def factor(progress: float) -> float:
+        if progress < warm:
+            return _warmup(config, progress)
+        t = (progress - warm) / max(total_epochs - warm, 1e-12)
+        return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+    return factor

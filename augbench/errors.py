@@ -1,0 +1,13 @@
+"""Errors that the CLI turns into exit status 2 with a clear message."""
+
+
+class UsageError(Exception):
+    """Bad input from the user: a flag, a value, a file or a field.
+
+    The message must name what is wrong (the flag, file or field) and what
+    would be accepted. The CLI prints it and exits with status 2.
+    """
+
+
+class DataError(UsageError):
+    """A data set could not be found or read."""

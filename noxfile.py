@@ -1,0 +1,43 @@
+"""Developer and user entry points: `nox -s tests`, `nox -s quickstart`, `nox -s lint`, benchmarks."""
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+PYTHON = "3.11"
+
+
+def _install(session, extra="dev"):
+    # torch resolves to the locally available release; nothing newer is required.
+    session.install("-e", f".[{extra}]" if extra else ".")
+
+
+@nox.session(python=PYTHON)
+def tests(session):
+    """Installs system packages and services the tests use, then runs the whole suite (CPU only)."""
+    session.run("bash", "scripts/setup-system.sh", "--tests", external=True)
+    _install(session)
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "WANDB_MODE": "offline",
+           "WANDB_SILENT": "true"}
+    session.run("pytest", "-q", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def lint(session):
+    session.install("ruff")
+    session.run("ruff", "check", "augbench", "tests", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def quickstart(session):
+    """The main job, end to end on real data: a small Fashion-MNIST experiment."""
+    session.run("bash", "scripts/setup-system.sh", external=True)
+    _install(session, extra=None)
+    out = "runs/quickstart"
+    for method in ("ce", "dlb"):
+        session.run("augbench", "train", "--dataset", "fashion_mnist", "--train-subset", "10000", "--epochs", "3",
+                    "--method", method, "--out", f"{out}/{method}", env={"WANDB_MODE": "offline"})
