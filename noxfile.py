@@ -41,3 +41,23 @@ def quickstart(session):
     for method in ("ce", "dlb"):
         session.run("augbench", "train", "--dataset", "fashion_mnist", "--train-subset", "10000", "--epochs", "3",
                     "--method", method, "--out", f"{out}/{method}", env={"WANDB_MODE": "offline"})
+    # The quick start ends with the experiment's leaderboard (the published one in leaderboard/ is built the same way).
+    session.run("augbench", "leaderboard", "build", "--from", out, "--out", f"{out}/leaderboard")
+    session.log(f"open {out}/leaderboard/index.html (or read {out}/leaderboard/README.md)")
+
+
+@nox.session(python=PYTHON)
+def methods_table(session):
+    """CE, LSR, Tf-KD_reg, CS-KD, PS-KD and DLB on a Fashion-MNIST subset, clean and with 40% label noise."""
+    session.run("bash", "scripts/setup-system.sh", external=True)
+    _install(session, extra=None)
+    session.run("python", "scripts/methods_table.py", "--out", "runs/methods_table", *session.posargs,
+                env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "WANDB_MODE": "offline"})
+
+
+@nox.session(python=PYTHON)
+def recipe_throughput(session):
+    """Loader images/s of every recipe (two views, 2 workers) next to the default model's training images/s."""
+    session.run("bash", "scripts/setup-system.sh", external=True)
+    _install(session, extra=None)
+    session.run("python", "scripts/recipe_throughput.py", *session.posargs)

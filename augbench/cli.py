@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from augbench.errors import UsageError
@@ -110,7 +111,8 @@ def _run_train(args) -> int:
         train_subset=args.train_subset, label_noise=args.label_noise, channels_last=args.channels_last,
         bf16=args.bf16,
     )
-    out = args.out or f"runs/{args.dataset}_{args.model}_{args.recipe}_{args.method}_s{args.seed}"
+    recipe_name = Path(args.recipe).stem  # a recipe given as a path is named by its file
+    out = args.out or f"runs/{args.dataset}_{args.model}_{recipe_name}_{args.method}_s{args.seed}"
     record = train(config, out, resume=args.resume, data_root=args.data_root, download=args.download,
                    device=args.device, num_workers=args.workers, progress=not args.no_progress,
                    command=["augbench", *sys.argv[1:]])
@@ -176,11 +178,164 @@ def _run_datasets(args) -> int:
     return 0
 
 
+# -- tune, worker, status --------------------------------------------------------------------------
+
+def _add_experiment_args(p, storage_help: str) -> None:
+    p.add_argument("experiment", metavar="EXPERIMENT.yaml", help="experiment file (see recipes/experiments/)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<experiment name>)")
+    p.add_argument("--storage", default=None, metavar="URL|FILE", help=storage_help)
+
+
+def _add_run_args(p) -> None:
+    p.add_argument("--no-wandb", action="store_true", help="no W&B runs (default: one offline W&B run per trial)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--data-root", default=None, help="folder with the data set files")
+
+
+_STORAGE_HELP = ("Optuna storage: postgresql://USER:PASSWORD@HOST:PORT/DB for workers on many machines, or a "
+                 "journal file (default: OUT/optuna.journal); $AUGBENCH_STORAGE keeps a password off the "
+                 "command line")
+
+
+def _add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="tune every cell of an experiment on validation data, then run its final seeds",
+                       description="Search: one Optuna study per cell, trials maximise validation accuracy, a "
+                                   "pruner stops weak trials. Final: each cell's best parameters retrained with "
+                                   "every final seed (what the leaderboard uses). Rerunning resumes.")
+    _add_experiment_args(p, _STORAGE_HELP)
+    p.add_argument("--workers", type=_positive_int("--workers"), default=1,
+                   help="local worker processes (default: 1, in this process)")
+    _add_run_args(p)
+
+
+def _run_tune(args) -> int:
+    from augbench.tune.runner import tune
+
+    return tune(args.experiment, out=args.out, storage=args.storage, workers=args.workers,
+                use_wandb=not args.no_wandb, device=args.device, data_root=args.data_root)
+
+
+def _add_worker(sub) -> None:
+    p = sub.add_parser("worker", help="join an experiment's storage and run its trials until none is left",
+                       description="Start on any number of machines with the same experiment file and "
+                                   "--storage; every trial runs exactly once across them.")
+    _add_experiment_args(p, _STORAGE_HELP)
+    _add_run_args(p)
+    p.add_argument("--name", default=None, help="a label for this worker's log lines")
+
+
+def _run_worker(args) -> int:
+    from augbench.tune.runner import work
+
+    return work(args.experiment, out=args.out, storage=args.storage, use_wandb=not args.no_wandb,
+                device=args.device, data_root=args.data_root, name=args.name)
+
+
+def _add_status(sub) -> None:
+    p = sub.add_parser("status", help="per cell: search and final runs done, running, failed (why) and left")
+    _add_experiment_args(p, _STORAGE_HELP)
+
+
+def _run_status(args) -> int:
+    from augbench.tune.runner import status
+
+    return status(args.experiment, out=args.out, storage=args.storage)
+
+
+# -- leaderboard -----------------------------------------------------------------------------------
+
+def _add_leaderboard(sub) -> None:
+    from augbench.leaderboard import METRICS
+
+    p = sub.add_parser("leaderboard", help="build the leaderboard from result records")
+    actions = p.add_subparsers(dest="leaderboard_action", required=True, metavar="ACTION")
+    b = actions.add_parser("build", help="write README.md, index.html, results.csv and entries/ from records",
+                           description="Aggregates final result records (mean over seeds, 95% Student-t "
+                                       "intervals, gains over CE paired by seed) into --out.")
+    b.add_argument("--from", dest="source", required=True, metavar="SOURCE",
+                   help="an experiment or run folder (runs/NAME), an Optuna storage URL or journal file, or "
+                        "wandb:ENTITY/PROJECT (online)")
+    b.add_argument("--out", default="leaderboard", help="leaderboard folder (default: %(default)s)")
+    b.add_argument("--metric", choices=METRICS, default="test_acc",
+                   help="test_acc: last epoch; test_acc_at_best_val: epoch of best validation accuracy "
+                        "(default: %(default)s)")
+
+
+def _run_leaderboard(args) -> int:
+    from augbench.leaderboard import build
+
+    command = ["augbench", "leaderboard", "build", "--from", args.source, "--out", args.out]
+    if args.metric != "test_acc":
+        command += ["--metric", args.metric]
+    result = build(args.source, args.out, metric=args.metric, command=command)
+    cells = result.board.cells
+    incomplete = sum(not c.complete for c in cells)
+    print(f"leaderboard: {len(cells)} cells in {len(result.board.tables)} table(s) from "
+          f"{len(result.board.loaded.records)} runs ({incomplete} incomplete) -> {result.out}/README.md, "
+          f"index.html, results.csv, {len(cells)} entries")
+    return 0
+
+
+# -- recipes ---------------------------------------------------------------------------------------
+
+def _add_recipes(sub) -> None:
+    p = sub.add_parser("recipes", help="list the augmentation recipes, or draw what one does to real samples")
+    actions = p.add_subparsers(dest="recipes_action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every recipe in recipes/augment: operations, mixing, DLB mix policy, paper")
+    show = actions.add_parser("show", help="draw original, view 0, view 1 and the mixed pair for real samples",
+                              description="Writes a PNG grid: one row per sample (one per class), columns the "
+                                          "original, two independently drawn views and, when the recipe mixes, "
+                                          "view 0 mixed and view 1 mixed as DLB mixes its replayed batch.")
+    show.add_argument("recipe", metavar="NAME|PATH", help="a recipe name or the path of a recipe YAML file")
+    show.add_argument("--dataset", default="fashion_mnist", help="data set to draw samples from (default: %(default)s)")
+    show.add_argument("--out", required=True, help="PNG file to write")
+    show.add_argument("--samples", type=_positive_int("--samples"), default=6, help="rows (default: %(default)s)")
+    show.add_argument("--seed", type=int, default=0, help="seed of the samples and the augmentation (default: 0)")
+    show.add_argument("--data-root", default=None, help="folder with the data set files")
+
+
+def _run_recipes(args) -> int:
+    from augbench.augment.recipe import list_recipes, load_recipe
+
+    if args.recipes_action == "list":
+        invalid = 0
+        for name, path in list_recipes().items():
+            try:
+                recipe = load_recipe(str(path))
+            except UsageError as err:
+                print(f"augbench recipes list: error: {err}", file=sys.stderr)
+                invalid += 1
+                continue
+            print(f"{name:22s} {recipe.summary()}  [{path}]\n{'':22s} {recipe.paper}")
+        return 2 if invalid else 0
+
+    from augbench.augment.preview import pick_samples, recipe_grid
+    from augbench.data import load_dataset
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {args.out}: accepted: a file name ending in .png")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: folder {out.parent} does not exist; accepted: a path in an existing folder")
+    recipe = load_recipe(args.recipe)
+    ds = load_dataset(args.dataset, data_root=args.data_root)
+    recipe = recipe.prepared(ds.num_classes, tuple(ds.train_images.shape[1:]))
+    chosen = pick_samples(ds.train_labels, args.samples, args.seed)
+    recipe_grid(recipe, ds.train_images[chosen], ds.train_labels[chosen], ds.class_names, out, seed=args.seed)
+    print(f"recipe {recipe.name} on {ds.name}: {len(chosen)} samples -> {out}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "train": (_add_train, _run_train),
     "methods": (_add_methods, _run_methods),
     "models": (_add_models, _run_models),
     "datasets": (_add_datasets, _run_datasets),
+    "recipes": (_add_recipes, _run_recipes),
+    "leaderboard": (_add_leaderboard, _run_leaderboard),
+    "tune": (_add_tune, _run_tune),
+    "worker": (_add_worker, _run_worker),
+    "status": (_add_status, _run_status),
 }
 
 

@@ -35,3 +35,19 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     if targets.dim() == 1:
         return F.cross_entropy(logits, targets)
     return torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
+
+
+def as_probabilities(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Hard labels ``[n]`` as one-hot float ``[n, classes]``; probability targets come back as they are."""
+    if targets.dim() == 1:
+        return F.one_hot(targets, num_classes).float()
+    return targets.float()
+
+
+def kl_to_distribution(student_logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """``KL(target || softmax(student))`` averaged over the batch (``batchmean``).
+
+    The target is a fixed distribution (a designed teacher, a smoothed label),
+    so only the student receives a gradient.
+    """
+    return F.kl_div(F.log_softmax(student_logits, dim=1), target_probs, reduction="batchmean")

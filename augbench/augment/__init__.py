@@ -1,6 +1,18 @@
-"""Per-sample transforms and batch mixing, built from recipes."""
+"""Per-sample transforms and batch mixing, built from recipes (``recipes/augment/*.yaml``).
 
-from augbench.augment.ops import OPS, register_op
+Operations are registered by name in ``OPS``, one file per family: ``ops``
+(crop, flip), ``erasing`` (Cutout, random erasing), ``policies``
+(AutoAugment, RandAugment, TrivialAugment, colour jitter) and
+``albumentations_op`` (any Albumentations transform). Importing this package
+registers them all.
+"""
+
+from augbench.augment import albumentations_op, erasing, policies  # noqa: F401  (registers the op families)
+from augbench.augment.mixing import BatchMixer, MixConfig, MixParams
+from augbench.augment.ops import OPS, OpArgumentError, register_op
 from augbench.augment.pipeline import BASELINE_SPEC, SamplePipeline, baseline_pipeline, normalize
+from augbench.augment.recipe import DLB_MIX_POLICIES, Recipe, list_recipes, load_recipe
 
-__all__ = ["BASELINE_SPEC", "OPS", "SamplePipeline", "baseline_pipeline", "normalize", "register_op"]
+__all__ = ["BASELINE_SPEC", "DLB_MIX_POLICIES", "OPS", "BatchMixer", "MixConfig", "MixParams", "OpArgumentError",
+           "Recipe", "SamplePipeline", "baseline_pipeline", "list_recipes", "load_recipe", "normalize",
+           "register_op"]

@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 from augbench import models
-from augbench.augment.pipeline import SamplePipeline, baseline_pipeline, normalize
+from augbench.augment.pipeline import normalize
+from augbench.augment.recipe import Recipe, load_recipe
 from augbench.config import RunConfig
 from augbench.data import (
     add_label_noise,
@@ -33,6 +34,7 @@ from augbench.data import (
     stratified_subset,
 )
 from augbench.data.loader import TrainLoader
+from augbench.engine.budget import plan_budget
 from augbench.engine.callbacks import Callback, EarlyStop
 from augbench.engine.metrics import evaluate
 from augbench.engine.schedules import SCHEDULES
@@ -41,16 +43,6 @@ from augbench.methods import Batch, Method, create_method
 from augbench.track.record import device_name, git_commit, now_iso, read_json, versions, write_json_atomic
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, RESULT_FILE = "config.json", "metrics.jsonl", "checkpoint.pt", "result.json"
-
-
-@dataclass
-class Recipe:
-    """What the engine needs from an augmentation recipe (the recipe system builds these)."""
-
-    name: str
-    pipeline: SamplePipeline
-    mixer: Any = None
-    mix_policy: str = "shared"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,12 +81,16 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
           recipe: Recipe | None = None) -> Setup:
     """Validates ``config`` and builds data, model and method; raises UsageError, writes nothing."""
     config.validate()
+    recipe = recipe or load_recipe(config.recipe)
     dev = resolve_device(device)
     noise = parse_label_noise(config.label_noise)
     method_cls_args = dict(config.method_args)
     ds = load_dataset(config.dataset, data_root=data_root, download=download)
 
+    # Every global generator a run draws from (batch mixing uses numpy's, as timm does) starts from the seed.
     torch.manual_seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    random.seed(config.seed)
     method = create_method(config.method, ds.num_classes, method_cls_args)
     model = models.create(config.model, num_classes=ds.num_classes, in_chans=ds.in_chans).to(dev)
     if config.channels_last:
@@ -112,7 +108,7 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
         train_labels, flipped = add_label_noise(train_labels, kind, rate, ds.num_classes, config.seed)
         noise_info = {"kind": kind, "rate": rate, "flipped_fraction": flipped}
 
-    recipe = recipe or Recipe(config.recipe, baseline_pipeline())
+    recipe = recipe.prepared(ds.num_classes, tuple(ds.train_images.shape[1:]))
     loader = TrainLoader(ds.train_images[train_idx], train_labels, torch.arange(len(train_idx)), recipe.pipeline,
                          method.num_views, config.batch_size, ds.mean, ds.std, config.seed,
                          sampler=method.sampler or "shuffle", num_workers=num_workers, mp_context=mp_context)
@@ -121,17 +117,15 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
     def on_device(images, labels):
         return normalize(images, mean, std).to(dev), labels.to(dev)
 
-    steps_per_epoch = len(loader)
-    passes = method.forward_passes_per_sample if config.budget == "samples" else 1
-    planned_steps = max(1, round(config.epochs * steps_per_epoch / passes))
+    plan = plan_budget(config.budget, config.epochs, len(loader), method.forward_passes_per_sample)
     method.setup(len(train_idx), dev)
     return Setup(
         config=config, device=dev, loader=loader, model=model, method=method, recipe=recipe,
         val=on_device(ds.train_images[val_idx], ds.train_labels[val_idx]),
         test=on_device(ds.test_images, ds.test_labels),
         sizes={"train_size": len(train_idx), "val_size": len(val_idx), "test_size": len(ds.test_labels)},
-        label_noise=noise_info, steps_per_epoch=steps_per_epoch, planned_steps=planned_steps,
-        num_epochs=math.ceil(planned_steps / steps_per_epoch),
+        label_noise=noise_info, steps_per_epoch=plan.steps_per_epoch, planned_steps=plan.planned_steps,
+        num_epochs=plan.num_epochs,
     )
 
 
@@ -303,8 +297,9 @@ class Run:
         with_val = [m for m in self.history if not math.isnan(m.get("val_acc", float("nan")))]
         best = max(with_val, key=lambda m: m["val_acc"]) if with_val else None
         record = {
-            "dataset": cfg.dataset, "model": cfg.model, "recipe": s.recipe.name, "method": cfg.method,
-            "method_args": s.method.args, "hyperparameters": cfg.hyperparameters(), "seed": cfg.seed,
+            "dataset": cfg.dataset, "model": cfg.model, "recipe": s.recipe.name, "recipe_spec": s.recipe.spec,
+            "method": cfg.method, "method_args": s.method.args, "hyperparameters": cfg.hyperparameters(),
+            "seed": cfg.seed,
             "epochs": cfg.epochs, "epochs_trained": len(self.history), "budget": cfg.budget,
             **s.sizes, "label_noise": s.label_noise,
             "test_acc": last.get("test_acc"), "test_acc_at_best_val": best["test_acc"] if best else None,

@@ -38,7 +38,7 @@ def create_method(name: str, num_classes: int, args: dict[str, Any] | None = Non
 
 
 # Registration: one import per method file.
-from augbench.methods import ce, dlb  # noqa: E402,F401
+from augbench.methods import ce, cskd, dlb, lsr, pskd, tfkd_reg  # noqa: E402,F401
 
 __all__ = ["METHODS", "Batch", "Method", "Mixer", "StepOutput", "create_method", "get_method", "list_methods",
            "register_method"]

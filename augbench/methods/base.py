@@ -21,6 +21,9 @@ class Mixer(Protocol):
     ``sample`` draws the mixing of one batch (partner permutation, lambda,
     box); ``apply`` mixes images and turns labels into probability targets
     with those exact parameters, so a method can replay a mixing later.
+    ``labels`` are int64 class labels ``[n]`` or probability targets
+    ``[n, classes]``, mixed linearly like one-hot labels (PS-KD mixes its
+    soft targets).
     """
 
     def sample(self, batch_size: int, image_size: tuple[int, int]) -> Any: ...
@@ -107,6 +110,11 @@ class Method:
         self.args = resolve_args(type(self), args)
         for key, value in self.args.items():
             setattr(self, key, value)
+
+    def check_arg(self, key: str, ok: bool, accepted: str) -> None:
+        """Raises UsageError naming the argument when ``ok`` is false (a value out of its range)."""
+        if not ok:
+            raise UsageError(f"--method-arg {key}={self.args[key]}: method '{self.name}' accepts {key} {accepted}")
 
     def setup(self, num_train: int, device: torch.device) -> None:
         """Called once before training with the training-set size and the device."""

@@ -1,0 +1,121 @@
+"""Batch mixing: Mixup, CutMix, and both with a switch probability, replayable.
+
+- Mixup: Zhang, Cisse, Dauphin & Lopez-Paz, "mixup: Beyond Empirical Risk
+  Minimization", ICLR 2018, arXiv:1710.09412.
+  ``x = lam * x_i + (1 - lam) * x_j``, ``y = lam * y_i + (1 - lam) * y_j``,
+  ``lam ~ Beta(alpha, alpha)``; CIFAR setting alpha = 1.
+- CutMix: Yun, Han, Oh, Chun, Choe & Yoo, "CutMix: Regularization Strategy
+  to Train Strong Classifiers with Localizable Features", ICCV 2019,
+  arXiv:1905.04899. A box of area ``(1 - lam) * H * W`` is pasted from x_j
+  into x_i; lam is recomputed from the box actually pasted (it is clipped
+  at the border) and ``y = lam * y_i + (1 - lam) * y_j``. CIFAR setting
+  alpha = 1, applied with probability 0.5.
+
+The draws are timm's (``timm.data.Mixup``'s per-batch lambda and mode,
+``cutmix_bbox_and_lam`` for the box, ``one_hot`` for smoothed targets),
+from numpy's global generator, which a run checkpoints. Unlike timm, which
+mixes each sample with ``batch.flip(0)`` in place, the mixing of a batch is
+drawn first as explicit :class:`MixParams` (a partner permutation as in the
+papers' code, lambda, box) and applied afterwards, so that a method can
+mix another view of the same batch exactly the same way (DLB's ``shared``
+policy). Label smoothing is 0 unless the recipe sets it (timm's default is
+0.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from timm.data import Mixup
+from timm.data.mixup import cutmix_bbox_and_lam, one_hot
+
+from augbench.augment.ops import require
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    """What a recipe's ``mix:`` section sets (timm's Mixup arguments, per-batch mode)."""
+
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    cutmix_minmax: tuple[float, float] | None = None
+    prob: float = 1.0
+    switch_prob: float = 0.5
+    label_smoothing: float = 0.0
+    correct_lam: bool = True
+
+    def __post_init__(self):
+        require(self.mixup_alpha >= 0, "mixup_alpha", self.mixup_alpha, "a number >= 0 (0: no Mixup)")
+        require(self.cutmix_alpha >= 0, "cutmix_alpha", self.cutmix_alpha, "a number >= 0 (0: no CutMix)")
+        require(self.mixup_alpha > 0 or self.cutmix_alpha > 0 or self.cutmix_minmax is not None, "mixup_alpha",
+                self.mixup_alpha, "mixup_alpha > 0 or cutmix_alpha > 0 (or leave out the mix section)")
+        minmax = self.cutmix_minmax
+        require(minmax is None or 0 < minmax[0] < minmax[1] <= 1, "cutmix_minmax", minmax,
+                "[min, max] with 0 < min < max <= 1, or null")
+        require(0 <= self.prob <= 1, "prob", self.prob, "a number in [0, 1]")
+        require(0 <= self.switch_prob <= 1, "switch_prob", self.switch_prob, "a number in [0, 1]")
+        require(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a number in [0, 1)")
+
+
+@dataclass
+class MixParams:
+    """The mixing of one batch, enough to apply it again to another view of the same batch.
+
+    Attributes:
+        mode: ``mixup``, ``cutmix`` or ``none`` (the batch drew no mixing, ``prob`` < 1).
+        lam: weight of each sample's own image and label (after CutMix's box correction).
+        partner: int64 ``[n]``: sample i is mixed with sample ``partner[i]`` of the same batch.
+        box: ``(top, bottom, left, right)`` of the region pasted from the partner (CutMix only).
+    """
+
+    mode: str
+    lam: float
+    partner: torch.Tensor
+    box: tuple[int, int, int, int] | None = None
+
+
+class BatchMixer:
+    """Mixup/CutMix for one recipe and one number of classes (the ``Mixer`` that methods use)."""
+
+    def __init__(self, config: MixConfig, num_classes: int):
+        self.config, self.num_classes = config, num_classes
+        # timm's Mixup draws lambda and the mode; mixing itself happens in apply().
+        self._timm = Mixup(mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,
+                           cutmix_minmax=config.cutmix_minmax, prob=config.prob, switch_prob=config.switch_prob,
+                           mode="batch", correct_lam=config.correct_lam, label_smoothing=config.label_smoothing,
+                           num_classes=num_classes)
+
+    def sample(self, batch_size: int, image_size: tuple[int, int]) -> MixParams:
+        lam, use_cutmix = self._timm._params_per_batch()
+        if lam == 1.0:
+            return MixParams("none", 1.0, torch.arange(batch_size))
+        partner = torch.from_numpy(np.random.permutation(batch_size))
+        if not use_cutmix:
+            return MixParams("mixup", float(lam), partner)
+        (top, bottom, left, right), lam = cutmix_bbox_and_lam(
+            image_size, lam, ratio_minmax=self.config.cutmix_minmax, correct_lam=self.config.correct_lam)
+        return MixParams("cutmix", float(lam), partner, (int(top), int(bottom), int(left), int(right)))
+
+    def targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """Labels as (smoothed) probability vectors ``[n, classes]``; soft labels are smoothed alike."""
+        s, k = self.config.label_smoothing, self.num_classes
+        if labels.dim() == 1:
+            return one_hot(labels, k, on_value=1.0 - s + s / k, off_value=s / k)
+        return labels.float() * (1.0 - s) + s / k
+
+    def apply(self, images: torch.Tensor, labels: torch.Tensor,
+              params: MixParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixes ``images`` ``[n, C, H, W]`` and ``labels`` with ``params``; returns ``(images, targets)``."""
+        partner, lam = params.partner.to(images.device), params.lam
+        if params.mode == "mixup":
+            images = images * lam + images[partner] * (1.0 - lam)
+        elif params.mode == "cutmix":
+            top, bottom, left, right = params.box
+            images = images.clone()
+            images[:, :, top:bottom, left:right] = images[partner, :, top:bottom, left:right]
+        targets = self.targets(labels)
+        if params.mode != "none":
+            targets = targets * lam + targets[partner] * (1.0 - lam)
+        return images, targets

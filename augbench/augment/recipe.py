@@ -1,0 +1,327 @@
+"""Augmentation recipes: YAML files in ``recipes/augment/``, validated and built.
+
+A recipe file::
+
+    name: cutout                   # the file name without .yaml
+    description: ...               # what it does, in a sentence or two
+    paper: DeVries & Taylor 2017, arXiv:1708.04552
+    ops:                           # per-sample operations, in order, drawn afresh for every view
+      - {op: pad_crop, padding: 4}
+      - {op: flip}
+      - {op: cutout, length: 16}
+    mix:                           # optional batch mixing (timm's Mixup arguments)
+      mixup_alpha: 1.0
+    dlb_mix: shared                # shared | independent | clean: how DLB mixes its replayed batch
+    scaled_for_28px: ...           # optional note: what changes on 28-px images
+
+Every field is checked against the operation's signature and types before
+anything runs; a mistake is a UsageError naming the file, the operation, the
+field and what is accepted.
+
+Recipe names are looked up in ``recipes/augment/`` under the working folder
+(a checkout of the project) and then in the copy installed with the package
+(``augbench/augment/recipes`` points at the project's folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import random
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+import torch
+import yaml
+
+from augbench.augment.mixing import BatchMixer, MixConfig
+from augbench.augment.ops import OPS, OpArgumentError
+from augbench.augment.pipeline import SamplePipeline
+from augbench.errors import UsageError
+
+#: How a method that replays a batch (DLB) mixes the replay; see ``augbench/methods/dlb.py``.
+DLB_MIX_POLICIES = ("shared", "independent", "clean")
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+#: Top-level fields of a recipe file: type, and whether it must be given.
+FIELDS: dict[str, tuple[Any, bool]] = {
+    "name": (str, True),
+    "description": (str, True),
+    "paper": (str, True),
+    "ops": (list, True),
+    "mix": (dict | None, False),
+    "dlb_mix": (Literal["shared", "independent", "clean"], False),
+    "scaled_for_28px": (str | None, False),
+}
+
+
+@dataclass
+class Recipe:
+    """A validated augmentation recipe, as the engine and the methods use it.
+
+    Attributes:
+        name: the recipe's name (what result records carry).
+        pipeline: the per-sample operations, applied independently to every view.
+        mixer: the batch mixer, once :meth:`prepared` for a data set; None when nothing mixes.
+        mix_policy: how DLB mixes its replayed batch (``shared``, ``independent``, ``clean``).
+        mix: the validated ``mix`` section, or None.
+        description, paper: from the file.
+        source: the file the recipe was read from.
+        spec: the resolved recipe (every argument, defaults included), for result records.
+    """
+
+    name: str
+    pipeline: SamplePipeline
+    mixer: BatchMixer | None = None
+    mix_policy: str = "shared"
+    mix: MixConfig | None = None
+    description: str = ""
+    paper: str = ""
+    source: str | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: the operations, the mixing and the DLB mix policy."""
+        # An op that wraps a library's transform (albumentations) is shown by the transform's name.
+        ops = ", ".join(args.get("transform", name) for name, args in self.pipeline.spec) or "none"
+        mix = "none"
+        if self.mix is not None:
+            parts = [f"{key}={value}" for key, value in dataclasses.asdict(self.mix).items()
+                     if value != getattr(MixConfig, key)]
+            mix = ", ".join(parts)
+        return f"ops: {ops}; mix: {mix}; dlb_mix: {self.mix_policy}"
+
+    def prepared(self, num_classes: int, image_shape: tuple[int, int, int]) -> Recipe:
+        """This recipe with its mixer built for ``num_classes``, checked on one ``image_shape`` image.
+
+        The check runs the operations once on a gray image (without touching
+        any global random state) so that an operation that cannot handle the
+        data set's images fails here, before a run writes anything.
+        """
+        c, h, w = image_shape
+        probe = torch.full((c, h, w), 128, dtype=torch.uint8)
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                out = self.pipeline(probe)
+        except Exception as err:  # any failure of any library's op is the recipe's to report
+            raise UsageError(f"{self.source}: ops fail on a {c}x{h}x{w} image ({type(err).__name__}: {err}); "
+                             f"accepted: operations that work on {c}-channel {h}x{w} uint8 images") from None
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        if tuple(out.shape) != (c, h, w) or out.dtype != torch.uint8:
+            raise UsageError(f"{self.source}: ops turn a {c}x{h}x{w} uint8 image into "
+                             f"{'x'.join(map(str, out.shape))} {out.dtype}; accepted: operations whose result has "
+                             f"the input's size and dtype")
+        mixer = BatchMixer(self.mix, num_classes) if self.mix is not None else None
+        return dataclasses.replace(self, mixer=mixer)
+
+
+# -- finding recipes ---------------------------------------------------------------------------------
+
+def recipe_dirs() -> list[Path]:
+    """Folders searched for recipe names, first match wins (duplicates removed)."""
+    candidates = [Path("recipes") / "augment", Path(str(resources.files("augbench.augment") / "recipes"))]
+    seen, dirs = set(), []
+    for folder in candidates:
+        if folder.is_dir() and folder.resolve() not in seen:
+            seen.add(folder.resolve())
+            dirs.append(folder)
+    return dirs
+
+
+def list_recipes() -> dict[str, Path]:
+    """Recipe name -> file, over :func:`recipe_dirs` (the registry of recipes)."""
+    found: dict[str, Path] = {}
+    for folder in recipe_dirs():
+        for path in sorted(folder.iterdir()):
+            if path.suffix in RECIPE_SUFFIXES and path.stem not in found:
+                found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """The file of a recipe given by name or by path; UsageError when there is none."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix in RECIPE_SUFFIXES or len(path.parts) > 1:
+        if not path.is_file():
+            raise UsageError(f"recipe file {name_or_path}: not found; accepted: a recipe name "
+                             f"({', '.join(list_recipes())}) or the path of an existing .yaml file")
+        return path
+    known = list_recipes()
+    if name_or_path not in known:
+        folders = ", ".join(str(d) for d in recipe_dirs()) or "recipes/augment"
+        raise UsageError(f"recipe '{name_or_path}': no such recipe in {folders}; accepted: "
+                         f"{', '.join(known)}, or the path of a .yaml file")
+    return known[name_or_path]
+
+
+# -- validation --------------------------------------------------------------------------------------
+
+_INVALID = object()
+
+
+def describe_type(tp: Any) -> str:
+    """An annotation in words, for error messages."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in args)
+    if origin is tuple:
+        return "[" + ", ".join(describe_type(a) for a in args) + "]"
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
+             dict: "a mapping", type(None): "null"}
+    return words.get(origin or tp, getattr(tp, "__name__", str(tp)))
+
+
+def coerce(value: Any, tp: Any) -> Any:
+    """``value`` as the annotation ``tp`` accepts it (YAML lists become tuples, ints floats), or ``_INVALID``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        return value if any(value == a and type(value) is type(a) for a in args) else _INVALID
+    if origin in (Union, types.UnionType):
+        for option in args:
+            result = coerce(value, option)
+            if result is not _INVALID:
+                return result
+        return _INVALID
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            return _INVALID
+        items = tuple(coerce(v, a) for v, a in zip(value, args))
+        return _INVALID if any(i is _INVALID for i in items) else items
+    kind = origin or tp
+    if kind is float:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _INVALID
+    if kind is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
+    if kind is type(None):
+        return None if value is None else _INVALID
+    return value if isinstance(value, kind) else _INVALID
+
+
+def check_arguments(factory: Any, given: dict[str, Any], where: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Checks ``given`` against ``factory``'s annotated keyword parameters; returns all of them, defaults included."""
+    target = factory.__init__ if isinstance(factory, type) else factory
+    hints = typing.get_type_hints(target)
+    params = {name: p for name, p in inspect.signature(factory).parameters.items()
+              if name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    accepted = ", ".join(f"{name} ({describe_type(hints[name])})" for name in params) or "no arguments"
+    for key in given:
+        if key not in params:
+            raise UsageError(f"{where}: unknown field '{key}'; accepted: {accepted}")
+    resolved = {}
+    for name, param in params.items():
+        if name not in given:
+            if param.default is inspect.Parameter.empty:
+                raise UsageError(f"{where}: field '{name}' is missing; accepted: {describe_type(hints[name])}")
+            resolved[name] = param.default
+            continue
+        value = coerce(given[name], hints[name])
+        if value is _INVALID:
+            raise UsageError(f"{where}: field '{name}': got {given[name]!r}; accepted: {describe_type(hints[name])}")
+        resolved[name] = value
+    return resolved
+
+
+def _build(factory: Any, args: dict[str, Any], where: str) -> Any:
+    try:
+        return factory(**args)
+    except OpArgumentError as err:
+        raise UsageError(f"{where}: field '{err.field}': got {err.value!r}; accepted: {err.accepted}") from None
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, for a JSON-friendly spec."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise UsageError(f"recipe file {path}: cannot be read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = f" ({err.problem})" if getattr(err, "problem", None) else ""
+        raise UsageError(f"{path}: not valid YAML{where}{problem}; accepted: a mapping with the fields "
+                         f"{', '.join(FIELDS)}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping with the fields {', '.join(FIELDS)}, got {type(data).__name__}")
+    return data
+
+
+def _check_top_level(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    for key in data:
+        if key not in FIELDS:
+            raise UsageError(f"{path}: unknown field '{key}'; accepted: {', '.join(FIELDS)}")
+    checked = {}
+    for key, (tp, required) in FIELDS.items():
+        if key not in data:
+            if required:
+                raise UsageError(f"{path}: field '{key}' is missing; accepted: {describe_type(tp)}")
+            continue
+        value = coerce(data[key], tp)
+        if value is _INVALID:
+            raise UsageError(f"{path}: field '{key}': got {data[key]!r}; accepted: {describe_type(tp)}")
+        checked[key] = value
+    if checked["name"] != path.stem:
+        raise UsageError(f"{path}: field 'name': got {checked['name']!r}; accepted: the file name without its "
+                         f"suffix ({path.stem!r})")
+    return checked
+
+
+def _check_ops(entries: list[Any], path: Path) -> SamplePipeline:
+    ops, spec = [], []
+    for i, entry in enumerate(entries):
+        where = f"{path}: ops[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("op"), str):
+            raise UsageError(f"{where}: got {entry!r}; accepted: a mapping with 'op' (an operation name) and its "
+                             f"arguments, e.g. {{op: flip, p: 0.5}}")
+        name, args = entry["op"], {k: v for k, v in entry.items() if k != "op"}
+        if name not in OPS:
+            raise UsageError(f"{where}: unknown operation '{name}'; accepted: {', '.join(sorted(OPS))}")
+        where = f"{where} ({name})"
+        resolved = check_arguments(OPS[name], args, where)
+        ops.append(_build(OPS[name], resolved, where))  # the factory checks ranges (and the library its own)
+        spec.append((name, resolved))
+    return SamplePipeline(ops, spec)
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """Reads and validates a recipe by name (``recipes/augment/NAME.yaml``) or path.
+
+    Raises UsageError naming the file, the operation, the field and what is
+    accepted. The mixer is built by :meth:`Recipe.prepared`, which needs the
+    number of classes.
+    """
+    path = find_recipe(name_or_path)
+    data = _check_top_level(_read(path), path)
+    pipeline = _check_ops(data["ops"], path)
+    mix = None
+    if data.get("mix") is not None:
+        mix = _build(MixConfig, check_arguments(MixConfig, data["mix"], f"{path}: mix"), f"{path}: mix")
+    spec = {
+        "name": data["name"], "description": data["description"], "paper": data["paper"],
+        "ops": [{"op": name, **_plain(args)} for name, args in pipeline.spec],
+        "mix": _plain(dataclasses.asdict(mix)) if mix is not None else None,
+        "dlb_mix": data.get("dlb_mix", "shared"), "source": str(path),
+    }
+    if data.get("scaled_for_28px"):
+        spec["scaled_for_28px"] = data["scaled_for_28px"]
+    return Recipe(name=data["name"], pipeline=pipeline, mix_policy=spec["dlb_mix"], mix=mix,
+                  description=data["description"], paper=data["paper"], source=str(path), spec=spec)

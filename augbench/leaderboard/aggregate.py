@@ -1,0 +1,344 @@
+"""Groups result records into leaderboard cells and computes their statistics.
+
+A *setting* is everything that must match for two numbers to be comparable:
+data set, label-noise setting, budget mode, epochs and training-set size.
+Runs of different settings are never pooled; each setting gets its own table.
+Inside a setting a *cell* is one backbone x recipe x method; its number is the
+mean over seeds with a Student-t interval, and its gain over CE is paired by
+seed with the CE cell of the same backbone and recipe.
+
+A cell is *complete* when every planned seed has a finished run. Planned
+seeds come from the records of a tuned experiment (``planned_seeds``); for
+plain ``augbench train`` records they are the seeds seen. Failed and missing
+runs are kept and reported, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augbench.errors import UsageError
+from augbench.leaderboard.sources import Loaded, command_line
+from augbench.leaderboard.stats import Interval, PairedGain, mean_interval, paired_gain
+
+BASELINE_METHOD = "ce"
+FOCUS_METHOD = "dlb"
+METRICS = {
+    "test_acc": "test accuracy at the last epoch",
+    "test_acc_at_best_val": "test accuracy at the epoch of best validation accuracy",
+}
+EXPERIMENTS_DIR = Path("recipes/experiments")
+# Recipes that mean "no extra augmentation" come first in tables.
+_PLAIN_RECIPES = ("baseline", "none", "standard")
+
+
+@dataclass(frozen=True, order=True)
+class Setting:
+    """What must match for runs to be comparable; one table each.
+
+    ``experiment`` is part of it: two experiments may tune the same cell differently.
+    """
+
+    experiment: str
+    dataset: str
+    label_noise: str
+    budget: str
+    epochs: int
+    train_size: int
+
+    @property
+    def title(self) -> str:
+        noise = "clean labels" if self.label_noise == "clean" else f"label noise {self.label_noise}"
+        prefix = f"{self.experiment}: " if self.experiment else ""
+        return (f"{prefix}{self.dataset} · {noise} · {self.epochs} epochs, budget '{self.budget}' · "
+                f"{self.train_size} training samples")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment or None, "dataset": self.dataset, "label_noise": self.label_noise,
+                "budget": self.budget, "epochs": self.epochs, "train_size": self.train_size}
+
+
+def noise_label(noise: Any) -> str:
+    """A record's ``label_noise`` (null, {kind, rate, ...} or "kind:rate") as one comparable label."""
+    if not noise:
+        return "clean"
+    if isinstance(noise, dict):
+        return f"{noise.get('kind')}:{float(noise.get('rate', 0.0)):g}"
+    return str(noise)
+
+
+def _metric(record: dict[str, Any], name: str) -> float | None:
+    value = record.get(name)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """Distinct values in first-seen order (dicts compared by their JSON)."""
+    seen, result = set(), []
+    for value in values:
+        key = json.dumps(value, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            result.append(value)
+    return result
+
+
+def _seed(record: dict[str, Any], origin: str) -> int:
+    try:
+        return int(record["seed"])
+    except (TypeError, ValueError):
+        raise UsageError(f"{origin}: field 'seed' must be an integer, got {record['seed']!r}") from None
+
+
+@dataclass
+class Cell:
+    """One backbone x recipe x method in one setting: its runs by seed (one kept per seed) and statistics."""
+
+    setting: Setting
+    model: str
+    recipe: str
+    method: str
+    runs: dict[int, dict[str, Any]]
+    origins: dict[int, str]
+    planned_seeds: list[int]
+    metric: str
+    duplicates: int = 0
+    interval: Interval | None = None
+    interval_at_best_val: Interval | None = None
+    gain: PairedGain | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def values(self, metric: str | None = None) -> dict[int, float]:
+        """Per-seed values of ``metric`` from finished runs."""
+        metric = metric or self.metric
+        return {seed: v for seed, r in sorted(self.runs.items())
+                if r.get("status") == "finished" and (v := _metric(r, metric)) is not None}
+
+    @property
+    def finished_seeds(self) -> list[int]:
+        return sorted(self.values())
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Runs that did not finish with a result: failed, pruned, or finished without the metric."""
+        result, done = [], self.values()
+        for seed, record in sorted(self.runs.items()):
+            if seed in done:
+                continue
+            status = record.get("status")
+            reason = record.get("reason") or (f"no {self.metric} in the record" if status == "finished" else None)
+            result.append({"seed": seed, "status": status, "reason": reason, "origin": self.origins[seed]})
+        return result
+
+    @property
+    def missing_seeds(self) -> list[int]:
+        """Planned seeds with no record at all."""
+        return [s for s in self.planned_seeds if s not in self.runs]
+
+    @property
+    def complete(self) -> bool:
+        return set(self.planned_seeds) <= set(self.finished_seeds)
+
+    @property
+    def status_text(self) -> str:
+        """Empty for a complete cell; otherwise what is wrong, short enough for a table cell."""
+        if self.complete and not self.notes:
+            return ""
+        parts = []
+        if not self.complete:
+            parts.append(f"incomplete: {len(self.finished_seeds)}/{len(self.planned_seeds)} seeds")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.missing_seeds:
+            parts.append(f"{len(self.missing_seeds)} missing")
+        parts.extend(self.notes)
+        return ", ".join(parts)
+
+    def compute_mean(self, key: str) -> float | None:
+        """Mean of a per-run number (forward_samples, train_seconds, ...) over the finished runs."""
+        values = [v for r in self.runs.values() if r.get("status") == "finished" and (v := _metric(r, key)) is not None]
+        return math.fsum(values) / len(values) if values else None
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe, unique name for this cell's entry (names in records may hold any character)."""
+        s = self.setting
+        parts = (s.experiment, s.dataset, s.label_noise, s.budget, f"{s.epochs}ep", f"n{s.train_size}", self.model,
+                 self.recipe, self.method)
+        readable = re.sub(r"[^A-Za-z0-9.]+", "-", "_".join(parts)).strip("-.")[:100]
+        digest = hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:8]
+        return f"{readable}-{digest}"
+
+    def provenance(self) -> dict[str, Any]:
+        runs = [self.runs[s] for s in sorted(self.runs)]
+        return {
+            "experiments": _unique([r["experiment"] for r in runs if r.get("experiment")]),
+            "cells": _unique([r["cell"] for r in runs if r.get("cell") is not None]),
+            "git_commits": _unique([r.get("git_commit") for r in runs]),
+            "versions": _unique([r.get("versions") for r in runs]),
+            "devices": _unique([r.get("device") for r in runs]),
+            "hyperparameters": _unique([r.get("hyperparameters") for r in runs]),
+            "method_args": _unique([r.get("method_args") for r in runs]),
+            "tuned_params": _unique([r.get("tuned_params") for r in runs if r.get("tuned_params") is not None]),
+            "budget": self.setting.budget,
+            "epochs": self.setting.epochs,
+            "sizes": _unique([{k: r.get(k) for k in ("train_size", "val_size", "test_size")} for r in runs]),
+            "label_noise": _unique([r.get("label_noise") for r in runs]),
+            "planned_seeds": self.planned_seeds,
+            "started_at": min((r["started_at"] for r in runs if r.get("started_at")), default=None),
+            "finished_at": max((r["finished_at"] for r in runs if r.get("finished_at")), default=None),
+            "reproduce": [{"seed": s, "command": command_line(self.runs[s].get("reproduce"))
+                           or command_line(self.runs[s].get("command"))} for s in sorted(self.runs)],
+        }
+
+
+@dataclass
+class Table:
+    """The cells of one setting, with the display order of backbones, recipes and methods."""
+
+    setting: Setting
+    models: list[str]
+    recipes: list[str]
+    methods: list[str]
+    cells: dict[tuple[str, str, str], Cell]
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(model, recipe) pairs that have at least one cell, in display order."""
+        present = {(m, r) for m, r, _ in self.cells}
+        return [(m, r) for m in self.models for r in self.recipes if (m, r) in present]
+
+
+@dataclass
+class Leaderboard:
+    """All tables of one build, the records they came from, and how they were chosen."""
+
+    tables: list[Table]
+    loaded: Loaded
+    metric: str
+    build_command: str | None = None
+
+    @property
+    def cells(self) -> list[Cell]:
+        return [cell for table in self.tables for cell in table.cells.values()]
+
+    def provenance(self) -> dict[str, Any]:
+        records = self.loaded.records
+        names = _unique([r["experiment"] for r in records if r.get("experiment")])
+        return {
+            "source": self.loaded.source,
+            "source_kind": self.loaded.kind,
+            "build_command": self.build_command,
+            "metric": self.metric,
+            "tuned": any(r.get("phase") == "final" for r in records),
+            "runs": len(records),
+            "experiments": names,
+            "experiment_commands": [experiment_command(name, self.loaded.experiment_files.get(name))
+                                    for name in names],
+            "experiment_definitions": {name: self.loaded.experiments[name] for name in names
+                                       if name in self.loaded.experiments},
+            "git_commits": _unique([r.get("git_commit") for r in records]),
+            "versions": _unique([r.get("versions") for r in records]),
+            "devices": _unique([r.get("device") for r in records]),
+            "started_at": min((r["started_at"] for r in records if r.get("started_at")), default=None),
+            "finished_at": max((r["finished_at"] for r in records if r.get("finished_at")), default=None),
+            "train_seconds": math.fsum(_metric(r, "train_seconds") or 0.0 for r in records),
+            "notes": list(self.loaded.notes),
+        }
+
+
+def natural_key(name: str) -> list:
+    """Sorts cifar_resnet8 before cifar_resnet20."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
+def experiment_command(name: str, copy: str | None) -> str:
+    """The command that reruns experiment ``name``: its file in the recipes, else the copy tune wrote."""
+    path = EXPERIMENTS_DIR / f"{name}.yaml"
+    return command_line(["augbench", "tune", str(path) if path.is_file() or copy is None else copy])
+
+
+def method_order(methods: set[str]) -> list[str]:
+    first = [m for m in (BASELINE_METHOD, FOCUS_METHOD) if m in methods]
+    return first + sorted(methods - set(first), key=natural_key)
+
+
+def recipe_order(recipes: set[str]) -> list[str]:
+    first = [r for r in _PLAIN_RECIPES if r in recipes]
+    return first + sorted(recipes - set(first), key=natural_key)
+
+
+def _setting(record: dict[str, Any], origin: str) -> Setting:
+    try:
+        return Setting(experiment=str(record.get("experiment") or ""), dataset=str(record["dataset"]),
+                       label_noise=noise_label(record.get("label_noise")),
+                       budget=str(record.get("budget", "epochs")), epochs=int(record.get("epochs") or 0),
+                       train_size=int(record.get("train_size") or 0))
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{origin}: a result record field has the wrong type ({err})") from None
+
+
+def _better(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Of two records for the same seed (a cell run twice by parallel workers), keep a finished one, then the latest."""
+    rank = (new.get("status") == "finished", str(new.get("finished_at") or ""))
+    return rank > (old.get("status") == "finished", str(old.get("finished_at") or ""))
+
+
+def aggregate(loaded: Loaded, metric: str = "test_acc", build_command: str | None = None) -> Leaderboard:
+    """Groups ``loaded`` records into tables of cells with intervals and paired gains over CE."""
+    if metric not in METRICS:
+        raise UsageError(f"--metric {metric}: accepted: {', '.join(METRICS)}")
+    grouped: dict[tuple, Cell] = {}
+    planned: dict[tuple, set[int]] = defaultdict(set)
+    row_seeds: dict[tuple, set[int]] = defaultdict(set)
+    for record, origin in zip(loaded.records, loaded.origins):
+        setting = _setting(record, origin)
+        key = (setting, str(record["model"]), str(record["recipe"]), str(record["method"]))
+        cell = grouped.get(key)
+        if cell is None:
+            cell = grouped[key] = Cell(setting, *key[1:], runs={}, origins={}, planned_seeds=[], metric=metric)
+        seed = _seed(record, origin)
+        if seed in cell.runs:
+            cell.duplicates += 1
+            if not _better(record, cell.runs[seed]):
+                continue
+        cell.runs[seed] = record
+        cell.origins[seed] = origin
+        row_seeds[key[:3]].add(seed)
+        if record.get("planned_seeds"):
+            planned[key].update(int(s) for s in record["planned_seeds"])
+
+    for key, cell in grouped.items():
+        # Plain train records carry no plan: a row's methods are meant to be compared on the same seeds.
+        cell.planned_seeds = sorted((planned.get(key) or row_seeds[key[:3]]) | set(cell.runs))
+        cell.interval = mean_interval(list(cell.values().values()))
+        cell.interval_at_best_val = mean_interval(list(cell.values("test_acc_at_best_val").values()))
+        finished = [cell.runs[s] for s in cell.finished_seeds]
+        if len(_unique([(r.get("hyperparameters"), r.get("method_args")) for r in finished])) > 1:
+            cell.notes.append("configurations differ across seeds")
+        if cell.duplicates:
+            cell.notes.append(f"{cell.duplicates} duplicate run(s), latest kept")
+
+    for (setting, model, recipe, method), cell in grouped.items():
+        baseline = grouped.get((setting, model, recipe, BASELINE_METHOD))
+        if method != BASELINE_METHOD and baseline is not None:
+            cell.gain = paired_gain(cell.values(), baseline.values())
+
+    by_setting: dict[Setting, dict[tuple[str, str, str], Cell]] = defaultdict(dict)
+    for (setting, model, recipe, method), cell in grouped.items():
+        by_setting[setting][(model, recipe, method)] = cell
+    tables = []
+    for setting in sorted(by_setting):
+        cells = by_setting[setting]
+        models = sorted({m for m, _, _ in cells}, key=natural_key)
+        tables.append(Table(setting, models, recipe_order({r for _, r, _ in cells}),
+                            method_order({m for _, _, m in cells}), cells))
+    return Leaderboard(tables, loaded, metric, build_command)

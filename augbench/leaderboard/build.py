@@ -1,0 +1,97 @@
+"""``augbench leaderboard build``: records from a source -> README.md, index.html, results.csv, entries/.
+
+Everything is rendered into a temporary folder next to ``--out`` first;
+only when every file exists are they moved in (each by an atomic rename), so
+a failure never leaves half a leaderboard. Entries of cells that no longer
+exist are removed with the old ``entries/`` folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from augbench.errors import UsageError
+from augbench.leaderboard.aggregate import Leaderboard, aggregate
+from augbench.leaderboard.render_csv import render_csv
+from augbench.leaderboard.render_entries import render_entries
+from augbench.leaderboard.render_html import render_html
+from augbench.leaderboard.render_markdown import render_markdown
+from augbench.leaderboard.sources import load_records
+
+# What the leaderboard folder holds: file name -> renderer. Adding an output is adding a line.
+PAGES = {
+    "README.md": render_markdown,
+    "index.html": render_html,
+    "results.csv": render_csv,
+}
+ENTRIES_DIR = "entries"
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    board: Leaderboard
+    files: list[str]
+
+
+def _write_tree(board: Leaderboard, folder: Path) -> list[str]:
+    written = []
+    entries = folder / ENTRIES_DIR
+    entries.mkdir()
+    for name, text in render_entries(board).items():
+        (entries / name).write_text(text, encoding="utf-8")
+        written.append(f"{ENTRIES_DIR}/{name}")
+    for name, render in PAGES.items():
+        (folder / name).write_text(render(board), encoding="utf-8")
+        written.append(name)
+    return written
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    """Replaces the leaderboard files in ``out`` by those in ``staging``; other files in ``out`` stay."""
+    old_entries = out / ENTRIES_DIR
+    if old_entries.exists():
+        retired = Path(tempfile.mkdtemp(prefix=".entries-old-", dir=out))
+        old_entries.rename(retired / ENTRIES_DIR)
+    else:
+        retired = None
+    (staging / ENTRIES_DIR).rename(out / ENTRIES_DIR)
+    for name in PAGES:
+        os.replace(staging / name, out / name)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def build(source: str, out: str | Path, *, metric: str = "test_acc", command: list[str] | None = None) -> BuildResult:
+    """Reads records from ``source`` and writes the leaderboard into ``out``; UsageError on bad input.
+
+    ``command`` is the command line that asked for this build, recorded in the pages (with the source as the
+    source reports itself, so a storage password never reaches a published page).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    loaded = load_records(source)
+    shown = None if command is None else shlex.join(loaded.source if arg == source else arg for arg in command)
+    board = aggregate(loaded, metric=metric, build_command=shown)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".leaderboard-build-", dir=out))
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot write there ({err.strerror})") from None
+    try:
+        files = _write_tree(board, staging)
+        _move_in(staging, out)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return BuildResult(out, board, files)

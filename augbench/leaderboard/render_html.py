@@ -1,0 +1,342 @@
+"""leaderboard/index.html: one static page that works offline.
+
+The tables, the DLB-gain heatmap and the accuracy-against-compute charts
+are rendered here, in Python, with every string from records, recipes and
+experiment files passed through ``html.escape``; the inline script only
+sorts and hides existing elements (it never builds markup from data). A
+Content-Security-Policy admits no external resource and no script but the
+page's own (pinned by its hash), so even a name that escaped escaping
+could not load or run anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from augbench.leaderboard.aggregate import BASELINE_METHOD, FOCUS_METHOD, METRICS, Cell, Leaderboard, Table
+from augbench.leaderboard.text import (
+    SIGNIFICANT_DOWN,
+    SIGNIFICANT_UP,
+    accuracy_text,
+    count_text,
+    definition_yaml,
+    gain_mark,
+    gain_text,
+    protocol_text,
+    provenance_items,
+    seconds_text,
+)
+
+# Okabe & Ito's colour-blind-safe palette; CE, the baseline, is grey.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7A5C00", "#000000")
+BASELINE_COLOR = "#7f7f7f"
+ACCURACY_AXIS = "test accuracy (%)"
+ASSETS = Path(__file__).with_name("assets")
+
+
+def e(value: object) -> str:
+    """Escapes any value for HTML text and attribute values."""
+    return html.escape(str(value), quote=True)
+
+
+def json_for_script(data: object) -> str:
+    """JSON that cannot end its <script> element or open a comment, whatever strings it holds."""
+    text = json.dumps(data, default=str, ensure_ascii=False)
+    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                         ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    return text
+
+
+def _short(text: str, limit: int = 16) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def method_colors(methods: list[str]) -> dict[str, str]:
+    others = [m for m in methods if m != BASELINE_METHOD]
+    colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(others)}
+    colors[BASELINE_METHOD] = BASELINE_COLOR
+    return colors
+
+
+def _data_attrs(**values: str) -> str:
+    return "".join(f' data-{k}="{e(v)}"' for k, v in values.items())
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+def _cell_html(cell: Cell | None, method: str) -> str:
+    if cell is None:
+        return f'<td class="num empty"{_data_attrs(method=method)} data-value="">–</td>'
+    i = cell.interval
+    value = "" if i is None else f"{i.mean:.6f}"
+    classes = "num" + ("" if cell.complete and not cell.notes else " incomplete")
+    n = i.n if i else 0
+    # n links to the cell's entry: its seeds, failed runs and provenance.
+    parts = [f'<span class="acc">{e(accuracy_text(i))}</span> <a class="n" href="entries/{e(cell.slug)}.json" '
+             f'title="seeds, runs and provenance of this cell">n={n}</a>']
+    if cell.gain is not None:
+        mark = gain_mark(cell.gain)
+        tone = "" if not mark else (" up" if mark == SIGNIFICANT_UP else " down")
+        parts.append(f'<div class="gain{tone}" title="gain over CE, paired by seed">'
+                     f"{e(gain_text(cell.gain))} <span class=\"n\">n={cell.gain.interval.n}</span></div>")
+    if cell.status_text:
+        parts.append(f'<div class="flag">⚠ {e(cell.status_text)}</div>')
+    return f'<td class="{classes}"{_data_attrs(method=method)} data-value="{value}">{"".join(parts)}</td>'
+
+
+def _table_html(table: Table) -> str:
+    head = ['<th scope="col" data-type="text" aria-sort="none"><button type="button">backbone</button></th>',
+            '<th scope="col" data-type="text" aria-sort="none"><button type="button">recipe</button></th>']
+    head += [f'<th scope="col" class="num" data-type="num" aria-sort="none"{_data_attrs(method=m)}>'
+             f'<button type="button">{e(m)}</button></th>' for m in table.methods]
+    rows = []
+    for model, recipe in table.rows():
+        cells = "".join(_cell_html(table.cells.get((model, recipe, m)), m) for m in table.methods)
+        rows.append(f"<tr{_data_attrs(model=model, recipe=recipe)}>"
+                    f'<td data-value="{e(model)}">{e(model)}</td><td data-value="{e(recipe)}">{e(recipe)}</td>'
+                    f"{cells}</tr>")
+    return (f'<div class="scroll"><table class="board"><thead><tr>{"".join(head)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+# -- heatmap: DLB's gain over CE per backbone x recipe --------------------------------------------
+
+def _gain_color(value: float, scale: float, significant: bool) -> str:
+    """Blue for gains, vermilion for losses; paler when the interval includes zero."""
+    strength = min(abs(value) / scale, 1.0) if scale > 0 else 0.0
+    base = (0, 114, 178) if value >= 0 else (213, 94, 0)
+    alpha = (0.25 + 0.75 * strength) if significant else 0.12 + 0.25 * strength
+    r, g, b = (round(255 + (c - 255) * alpha) for c in base)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def heatmap_svg(table: Table) -> str:
+    recipes = [r for r in table.recipes if any((m, r, FOCUS_METHOD) in table.cells for m in table.models)]
+    models = [m for m in table.models if any((m, r, FOCUS_METHOD) in table.cells for r in recipes)]
+    if not models:
+        return f'<p class="none">No {e(FOCUS_METHOD)} runs in this setting.</p>'
+    gains = {(m, r): table.cells[(m, r, FOCUS_METHOD)].gain for m in models for r in recipes
+             if (m, r, FOCUS_METHOD) in table.cells}
+    scale = max([abs(g.interval.mean) for g in gains.values() if g is not None] + [0.5])
+    cw, ch, left, top = 104, 34, 130, 28
+    width, height = left + cw * len(models) + 8, top + ch * len(recipes) + 8
+    parts = [f'<svg class="heatmap" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+             f'aria-label="{e(FOCUS_METHOD)} gain over CE per backbone and recipe">']
+    for j, model in enumerate(models):
+        x = left + j * cw + cw / 2
+        parts.append(f'<text class="col" x="{x:.1f}" y="{top - 10}" text-anchor="middle">'
+                     f"<title>{e(model)}</title>{e(_short(model))}</text>")
+    for i, recipe in enumerate(recipes):
+        y = top + i * ch
+        parts.append(f'<text class="row" x="{left - 8}" y="{y + ch / 2 + 4:.1f}" text-anchor="end">'
+                     f"<title>{e(recipe)}</title>{e(_short(recipe, 18))}</text>")
+        for j, model in enumerate(models):
+            x = left + j * cw
+            gain = gains.get((model, recipe))
+            if gain is None:
+                why = "no run" if (model, recipe) not in gains else "no CE baseline to pair with"
+                fill, label, tip = "#f1f1f1", "n/a", why
+            else:
+                fill = _gain_color(gain.interval.mean, scale, gain.significant)
+                label = f"{gain.interval.mean:+.2f}{gain_mark(gain)}"
+                tip = f"{gain_text(gain)} (n={gain.interval.n})"
+            dark = gain is not None and gain.significant and abs(gain.interval.mean) / scale > 0.55
+            text_class = ' class="on-dark"' if dark else ""
+            parts.append(f'<g class="hcell"><title>{e(model)} · {e(recipe)}: {e(tip)}</title>'
+                         f'<rect x="{x + 1}" y="{y + 1}" width="{cw - 2}" height="{ch - 2}" rx="3" fill="{fill}"/>'
+                         f'<text x="{x + cw / 2:.1f}" y="{y + ch / 2 + 4:.1f}" text-anchor="middle"{text_class}>'
+                         f"{e(label)}</text></g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# -- accuracy against compute ----------------------------------------------------------------------
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high] (Heckbert, "Nice numbers for graph labels", 1990)."""
+    if high <= low:
+        high = low + 1.0
+    raw = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.floor(low / step) * step
+    ticks, value = [], first
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 10))
+        value += step
+    if ticks[-1] < high:
+        ticks.append(round(ticks[-1] + step, 10))
+    return ticks
+
+
+@dataclass(frozen=True)
+class ComputeAxis:
+    """One x axis of the accuracy-against-compute chart: which record field, how ticks read."""
+
+    key: str
+    caption: str
+    tooltip: Callable[[float], str]
+    units: tuple[tuple[float, str], ...]  # (size, name), largest first: the axis uses the first that fits
+    tick: Callable[[float, float], str]  # (value, unit size) -> tick label
+
+
+COMPUTE_AXES = (
+    ComputeAxis("forward_samples", "Accuracy against forward samples", count_text, ((1.0, "forward samples"),),
+                lambda value, unit: count_text(value)),
+    ComputeAxis("train_seconds", "Accuracy against training time", seconds_text,
+                ((3600.0, "hours"), (60.0, "minutes"), (1.0, "seconds")), lambda value, unit: f"{value / unit:g}"),
+)
+
+
+def compute_svg(table: Table, axis: ComputeAxis, colors: dict[str, str]) -> str:
+    points = []
+    for (model, recipe, method), cell in table.cells.items():
+        x, i = cell.compute_mean(axis.key), cell.interval
+        if x is not None and i is not None:
+            points.append((x, i, model, recipe, method, cell))
+    if not points:
+        return f'<p class="none">No {e(axis.key)} recorded.</p>'
+    largest = max(p[0] for p in points)
+    unit, unit_name = next(((u, n) for u, n in axis.units if largest >= 2 * u), axis.units[-1])
+    width, height, left, right, top, bottom = 420, 260, 54, 22, 12, 42
+    xs = nice_ticks(0.0, largest / unit)
+    xs = [t * unit for t in xs]
+    lows = [i.low if i.low is not None else i.mean for _, i, *_ in points]
+    highs = [i.high if i.high is not None else i.mean for _, i, *_ in points]
+    ys = nice_ticks(min(lows), max(highs))
+
+    def px(value):
+        return left + (value - xs[0]) / (xs[-1] - xs[0]) * (width - left - right)
+
+    def py(value):
+        return top + (ys[-1] - value) / (ys[-1] - ys[0]) * (height - top - bottom)
+
+    parts = [f'<svg class="scatter" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+             f'aria-label="{e(axis.caption)}">']
+    for t in ys:
+        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{py(t):.1f}" y2="{py(t):.1f}"/>'
+                     f'<text class="tick" x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
+    for t in xs:
+        parts.append(f'<line class="grid" x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{top}" y2="{height - bottom}"/>'
+                     f'<text class="tick" x="{px(t):.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+                     f"{e(axis.tick(t, unit) if t else '0')}</text>")
+    parts.append(f'<text class="axis" x="{(left + width - right) / 2:.1f}" y="{height - 6}" text-anchor="middle">'
+                 f"{e(unit_name)} per run</text>"
+                 f'<text class="axis" transform="translate(14 {(top + height - bottom) / 2:.1f}) rotate(-90)" '
+                 f'text-anchor="middle">{e(ACCURACY_AXIS)}</text>')
+    for x, i, model, recipe, method, cell in sorted(points, key=lambda p: p[4] != BASELINE_METHOD):
+        color = colors.get(method, "#000")
+        tip = f"{model} · {recipe} · {method}: {accuracy_text(i)} (n={i.n}), {axis.tooltip(x)} ({axis.key})"
+        bar = ""
+        if i.half_width is not None:
+            bar = (f'<line class="err" x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{py(i.high):.1f}" '
+                   f'y2="{py(i.low):.1f}" stroke="{color}"/>')
+        hollow = "" if cell.complete else ' class="hollow"'
+        parts.append(f'<g class="point"{_data_attrs(model=model, recipe=recipe, method=method)}>'
+                     f"<title>{e(tip)}</title>{bar}"
+                     f'<circle cx="{px(x):.1f}" cy="{py(i.mean):.1f}" r="3.5" fill="{color}" stroke="{color}"'
+                     f"{hollow}/></g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# -- page ------------------------------------------------------------------------------------------
+
+def _filter(name: str, label: str, values: list[str]) -> str:
+    options = "".join(f'<option value="{e(v)}">{e(v)}</option>' for v in values)
+    return (f'<label>{e(label)} <select data-filter="{e(name)}"><option value="">all</option>{options}'
+            f"</select></label>")
+
+
+def _legend(methods: list[str], colors: dict[str, str]) -> str:
+    items = "".join(f'<li{_data_attrs(method=m)}><span class="swatch" style="background:{colors[m]}"></span>'
+                    f"{e(m)}</li>" for m in methods)
+    return f'<ul class="legend">{items}</ul>'
+
+
+def _section(table: Table, index: int, colors: dict[str, str]) -> str:
+    s = table.setting
+    return (f'<section class="setting" id="setting-{index}"{_data_attrs(dataset=s.dataset)}>'
+            f"<h2>{e(s.title)}</h2>{_table_html(table)}"
+            f'<div class="charts"><figure><figcaption>{e(FOCUS_METHOD)} gain over CE (percentage points, '
+            f"paired by seed); {SIGNIFICANT_UP}/{SIGNIFICANT_DOWN}: interval excludes zero; pale: it does not"
+            f"</figcaption>{heatmap_svg(table)}</figure>"
+            + "".join(f"<figure><figcaption>{e(axis.caption)} (mean per run; bars: 95% interval; hollow: "
+                      f"incomplete)</figcaption>{compute_svg(table, axis, colors)}{_legend(table.methods, colors)}"
+                      f"</figure>" for axis in COMPUTE_AXES)
+            + "</div></section>")
+
+
+def _provenance_html(board: Leaderboard) -> str:
+    rows = []
+    for label, values, is_code in provenance_items(board.provenance()):
+        rendered = [f"<code>{e(v)}</code>" if is_code else e(v) for v in values]
+        body = rendered[0] if len(rendered) == 1 else "<ul>" + "".join(f"<li>{v}</li>" for v in rendered) + "</ul>"
+        rows.append(f"<dt>{e(label)}</dt><dd>{body}</dd>")
+    definitions = "".join(f"<details><summary>Experiment definition: {e(name)}</summary>"
+                          f"<pre>{e(definition_yaml(definition))}</pre></details>"
+                          for name, definition in board.provenance()["experiment_definitions"].items())
+    return (f'<section id="provenance"><h2>How these results were produced</h2><dl>{"".join(rows)}</dl>'
+            f"{definitions}</section>")
+
+
+def _page_data(board: Leaderboard) -> list[dict]:
+    return [{**cell.setting.to_dict(), "model": cell.model, "recipe": cell.recipe, "method": cell.method,
+             "result": cell.interval.to_dict() if cell.interval else None,
+             "gain_vs_ce": cell.gain.to_dict() if cell.gain else None, "status": cell.status_text or "complete",
+             "entry": f"entries/{cell.slug}.json"} for cell in board.cells]
+
+
+def render_html(board: Leaderboard) -> str:
+    provenance = board.provenance()
+    methods = sorted({c.method for c in board.cells}, key=lambda m: (m != BASELINE_METHOD, m != FOCUS_METHOD, m))
+    colors = method_colors(methods)
+    script = (ASSETS / "leaderboard.js").read_text()
+    style = (ASSETS / "leaderboard.css").read_text()
+    script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    csp = (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+           f"script-src 'sha256-{script_hash}'")
+    filters = "".join([
+        _filter("dataset", "Data set", sorted({t.setting.dataset for t in board.tables})),
+        _filter("model", "Backbone", sorted({m for t in board.tables for m in t.models})),
+        _filter("recipe", "Recipe", sorted({r for t in board.tables for r in t.recipes})),
+        _filter("method", "Method", methods),
+    ])
+    sections = "".join(_section(t, i, colors) for i, t in enumerate(board.tables))
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{e(csp)}">
+<title>augbench leaderboard</title>
+<style>{style}</style>
+</head>
+<body>
+<header>
+<h1>augbench leaderboard</h1>
+<p class="lead">Which augmentations work together with self-distillation, and by how much. Metric:
+<strong>{e(METRICS[board.metric])}</strong> (%), over {provenance['runs']} runs from <code>{e(board.loaded.source)}</code>.</p>
+<p class="protocol">{e(protocol_text(provenance["tuned"]))}</p>
+<p class="howto">Each cell: mean ± half-width of the 95% interval, n seeds; below it the gain over CE on the same
+backbone, recipe and seeds. <span class="up">{SIGNIFICANT_UP}</span>/<span class="down">{SIGNIFICANT_DOWN}</span>
+mark gains whose interval excludes zero; <span class="flagged">⚠</span> marks incomplete cells. Click a column
+header to sort.</p>
+</header>
+<nav class="filters" aria-label="filters">{filters}<span id="shown" aria-live="polite"></span></nav>
+<main>{sections}{_provenance_html(board)}</main>
+<footer>Generated by <code>augbench leaderboard build</code>; every number is in
+<a href="results.csv">results.csv</a> and, with its provenance, in <code>entries/</code>.</footer>
+<script type="application/json" id="leaderboard-data">{json_for_script(_page_data(board))}</script>
+<script>{script}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,209 @@
+"""Where result records come from: an experiment folder, an Optuna storage, or a W&B project.
+
+Each source is one small class in ``SOURCES``; ``load_records`` asks each in
+turn whether it recognises the ``--from`` text. Only records that belong on
+the leaderboard come back: ``phase == "final"`` records of a tuned
+experiment, and plain ``augbench train`` records (no ``phase``) where the
+source can hold them (folders, W&B). Search trials never do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from augbench.errors import UsageError
+
+# The files the engine writes into a run folder, and the copy of the resolved experiment that tune writes.
+RESULT_FILE, CONFIG_FILE, EXPERIMENT_FILE = "result.json", "config.json", "experiment.yaml"
+REQUIRED_FIELDS = ("dataset", "model", "recipe", "method", "seed", "status")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass
+class Loaded:
+    """Records read from one source, each with where it came from, plus what the reader should know."""
+
+    source: str
+    kind: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: int = 0  # search trials, and plain runs where only final ones count
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> resolved definition
+    experiment_files: dict[str, str] = field(default_factory=dict)  # name -> its copy in the source folder  # search trials, and plain runs where only final ones count
+
+    def add(self, record: Any, origin: str, *, plain_allowed: bool) -> None:
+        if not isinstance(record, dict):
+            raise UsageError(f"--from {self.source}: {origin}: a result record must be a JSON object")
+        phase = record.get("phase")
+        if phase == "final" or (phase is None and plain_allowed):
+            missing = [f for f in REQUIRED_FIELDS if f not in record]
+            if missing:
+                raise UsageError(f"--from {self.source}: {origin}: result record lacks field '{missing[0]}' "
+                                 f"(every record needs {', '.join(REQUIRED_FIELDS)})")
+            self.records.append(record)
+            self.origins.append(origin)
+        else:
+            self.skipped += 1
+
+
+class FolderSource:
+    """An experiment output folder (``runs/NAME``) or any folder of ``augbench train`` run folders."""
+
+    kind = "folder"
+    form = "an experiment or run folder holding result.json files (for example runs/quickstart)"
+
+    def matches(self, spec: str) -> bool:
+        return Path(spec).is_dir()
+
+    def load(self, spec: str) -> Loaded:
+        root = Path(spec)
+        loaded = Loaded(spec, self.kind)
+        for path in sorted(root.rglob(RESULT_FILE)):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise UsageError(f"--from {spec}: {path} is not a readable result record ({err})") from None
+            loaded.add(record, str(path), plain_allowed=True)
+        for path in sorted(root.rglob(EXPERIMENT_FILE)):
+            try:
+                definition = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError) as err:
+                raise UsageError(f"--from {spec}: {path} is not a readable experiment copy ({err})") from None
+            if isinstance(definition, dict) and definition.get("name"):
+                loaded.experiments[str(definition["name"])] = definition
+                loaded.experiment_files[str(definition["name"])] = str(path)
+        # A run folder with a config but no result is a run that has not finished (or died): say so.
+        unfinished = sorted(str(p.parent) for p in root.rglob(CONFIG_FILE) if not (p.parent / RESULT_FILE).exists())
+        if unfinished:
+            loaded.notes.append(f"{len(unfinished)} run folder(s) without a result (unfinished or interrupted): "
+                                + ", ".join(unfinished[:10]) + (" ..." if len(unfinished) > 10 else ""))
+        return loaded
+
+
+class OptunaStorageSource:
+    """The Optuna storage of a tuned experiment: a journal file (``runs/NAME/optuna.journal``) or an RDB URL.
+
+    Read through ``augbench.tune.storage``, which knows its layout: every final run's record is the user
+    attribute ``record`` of a trial in a study whose ``phase`` is ``final``. Failed final runs that left a
+    record are read too, so the leaderboard can say why a cell is incomplete.
+    """
+
+    kind = "optuna"
+    form = ("an Optuna storage: a journal file (runs/NAME/optuna.journal) or a URL (postgresql://USER@HOST/DB, "
+            "sqlite:///PATH)")
+
+    def matches(self, spec: str) -> bool:
+        return bool(_URL.match(spec)) or Path(spec).is_file()
+
+    def _open(self, spec: str):
+        from augbench.tune.storage import open_storage
+
+        if spec.startswith("sqlite:///") and not Path(spec[len("sqlite:///"):]).is_file():
+            # Optuna would create an empty database for a missing file; a typo must not write anything.
+            raise UsageError(f"--from {spec}: no SQLite database at {spec[len('sqlite:///'):]}")
+        if not _URL.match(spec):
+            with open(spec, "rb") as f:
+                if f.read(16) == b"SQLite format 3\x00":
+                    spec = f"sqlite:///{spec}"
+        return open_storage(spec, must_exist=True)
+
+    def load(self, spec: str) -> Loaded:
+        from augbench.tune.storage import KIND_EXPERIMENT, all_records, redact_url
+
+        shown = redact_url(spec)
+        loaded = Loaded(shown, self.kind)
+        try:
+            storage = self._open(spec)
+            studies = storage.get_all_studies()
+            records = all_records(storage, phase="final")
+        except UsageError as err:
+            # The storage module names the flag it was written for; here the value came from --from.
+            message = re.sub(r"^--storage \S+: ", "", str(err))
+            raise UsageError(f"--from {shown}: {message}") from None
+        except Exception as err:  # any driver, file or format error: the --from value is what is wrong
+            first_line = str(err).splitlines()[0] if str(err) else ""
+            raise UsageError(f"--from {shown}: cannot read this Optuna storage ({type(err).__name__}: "
+                             f"{first_line})") from None
+        for study in studies:
+            if study.user_attrs.get("kind") == KIND_EXPERIMENT and isinstance(study.user_attrs.get("experiment"),
+                                                                               dict):
+                loaded.experiments[study.study_name] = study.user_attrs["experiment"]
+        for record in records:
+            origin = f"study {record.get('experiment')}/{record.get('cell')}/final, {record.get('slot', '?')}"
+            loaded.add(record, origin, plain_allowed=False)
+        return loaded
+
+
+class WandbSource:
+    """A Weights & Biases project, ``wandb:ENTITY/PROJECT``; each run's summary is its record (online only)."""
+
+    kind = "wandb"
+    form = "a W&B project as wandb:ENTITY/PROJECT (online; needs `wandb login`)"
+    prefix = "wandb:"
+
+    def matches(self, spec: str) -> bool:
+        return spec.startswith(self.prefix)
+
+    def load(self, spec: str) -> Loaded:
+        path = spec[len(self.prefix):].strip("/")
+        if not re.fullmatch(r"[^/\s]+/[^/\s]+", path):
+            raise UsageError(f"--from {spec}: expected wandb:ENTITY/PROJECT")
+        mode = os.environ.get("WANDB_MODE", "").lower()
+        if mode in ("offline", "disabled", "dryrun"):
+            raise UsageError(f"--from {spec}: W&B is {mode} (WANDB_MODE={mode}); reading a project needs W&B "
+                             f"online: unset WANDB_MODE, run `wandb login`, or build from the experiment folder "
+                             f"or Optuna storage instead")
+        import wandb
+
+        loaded = Loaded(spec, self.kind)
+        try:
+            api = wandb.Api(timeout=30)
+            for run in api.runs(path):
+                summary = getattr(run.summary, "_json_dict", None) or dict(run.summary)
+                loaded.add(json.loads(json.dumps(summary, default=str)), f"W&B run {run.id}", plain_allowed=True)
+        except UsageError:
+            raise
+        except Exception as err:  # not logged in, offline, no such project: all mean this --from cannot be read
+            raise UsageError(f"--from {spec}: cannot read the W&B project ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''}); it needs `wandb login` and "
+                             f"network access") from None
+        return loaded
+
+
+# Order matters: the W&B prefix and URLs are recognised before paths on disk.
+SOURCES = (WandbSource(), OptunaStorageSource(), FolderSource())
+
+
+def load_records(spec: str) -> Loaded:
+    """Reads the leaderboard's records from ``spec``; UsageError naming ``--from`` when it is not a source."""
+    for source in SOURCES:
+        if source.matches(spec):
+            loaded = source.load(spec)
+            break
+    else:
+        accepted = "; ".join(s.form for s in SOURCES)
+        raise UsageError(f"--from {spec}: not an existing folder, an Optuna storage or a W&B project; "
+                         f"accepted: {accepted}")
+    if not loaded.records:
+        ignored = f" ({loaded.skipped} search or non-final record(s) ignored)" if loaded.skipped else ""
+        raise UsageError(f"--from {spec}: found no final result records{ignored}; accepted: records with "
+                         f"phase 'final' (augbench tune) or plain augbench train records")
+    return loaded
+
+
+def command_line(command: Any) -> str | None:
+    """A record's command as one shell line (records store it as an argument list or a string)."""
+    if command is None or command == []:
+        return None
+    if isinstance(command, (list, tuple)):
+        return shlex.join(str(c) for c in command)
+    return str(command)

@@ -1,0 +1,233 @@
+"""What ``augbench tune``, ``augbench worker`` and ``augbench status`` do (cli.py parses their flags).
+
+``tune`` validates the experiment before it writes anything, opens (or creates)
+the storage, writes the resolved experiment to ``OUT/experiment.yaml`` and
+works through the plan, in this process or in ``--workers N`` local worker
+processes. Rerunning it resumes: finished slots stay finished, an interrupted
+trial resumes from its run folder's checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from augbench.tune.experiment import Experiment, load_experiment, preflight
+from augbench.tune.plan import DONE, FAILED, LEFT, PRUNED, RUNNING, read_cell, study_ids
+from augbench.tune.storage import (
+    DEFAULT_STORAGE_FILE,
+    STORAGE_ENV,
+    is_url,
+    open_storage,
+    redact_url,
+    storage_from_env,
+    valid_storage_string,
+)
+
+EXPERIMENT_COPY = "experiment.yaml"
+
+
+def _out_dir(experiment: Experiment, out: str | None) -> Path:
+    return Path(out) if out else Path("runs") / experiment.name
+
+
+def _storage_name(storage: str | None, out: Path) -> str:
+    return valid_storage_string(storage_from_env(storage) or str(out / DEFAULT_STORAGE_FILE))
+
+
+def _open(experiment: Experiment, storage_name: str):
+    return open_storage(storage_name, heartbeat=(experiment.heartbeat_interval, experiment.heartbeat_grace))
+
+
+def _interrupt_on_sigterm() -> None:
+    from augbench.tune.worker import Interrupted
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _prepare(experiment_path: str, out: str | None, storage: str | None, data_root: str | None):
+    """Everything that can refuse the input, before anything is written."""
+    experiment = load_experiment(experiment_path)
+    out_dir = _out_dir(experiment, out)
+    storage_name = _storage_name(storage, out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        from augbench.errors import UsageError
+
+        raise UsageError(f"--out {out_dir}: exists and is not a folder")
+    preflight(experiment, data_root)
+    return experiment, out_dir, storage_name
+
+
+def _start(experiment: Experiment, out_dir: Path, storage_name: str):
+    from augbench.tune.plan import plan
+
+    storage = _open(experiment, storage_name)
+    plan(storage, experiment, storage_name)  # refuses another definition under the same name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / EXPERIMENT_COPY).write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    return storage
+
+
+def tune(experiment_path: str, *, out: str | None = None, storage: str | None = None, workers: int = 1,
+         use_wandb: bool = True, device: str = "auto", data_root: str | None = None) -> int:
+    experiment, out_dir, storage_name = _prepare(experiment_path, out, storage, data_root)
+    storage_obj = _start(experiment, out_dir, storage_name)
+    print(f"experiment {experiment.name}: {len(experiment.cells())} cells -> {out_dir} "
+          f"(storage {redact_url(storage_name)})")
+    print(summary_line(storage_obj, experiment))
+    if workers == 1:
+        _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root)
+    else:
+        _spawn_workers(experiment_path, out_dir, storage_name, workers, use_wandb, device, data_root)
+    return print_status(storage_obj, experiment, storage_name)
+
+
+def work(experiment_path: str, *, out: str | None = None, storage: str | None = None, use_wandb: bool = True,
+         device: str = "auto", data_root: str | None = None, name: str | None = None) -> int:
+    experiment, out_dir, storage_name = _prepare(experiment_path, out, storage, data_root)
+    storage_obj = _start(experiment, out_dir, storage_name)
+    _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root, name)
+    cells = [read_cell(storage_obj, experiment, c, study_ids(storage_obj)) for c in experiment.cells()]
+    return 1 if any(_failed(c) for c in cells) else 0
+
+
+def _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root, name=None) -> None:
+    from augbench.tune.worker import Worker
+
+    _interrupt_on_sigterm()
+    label = f"[{name}] " if name else ""
+    worker = Worker(experiment, storage_obj, storage_name, out_dir, use_wandb=use_wandb, device=device,
+                    data_root=data_root, log=lambda line: print(f"{label}{line}", flush=True))
+    ran = worker.run()
+    print(f"{label}worker done: {ran} trials run here, nothing left to claim", flush=True)
+
+
+def _spawn_workers(experiment_path, out_dir, storage_name, workers, use_wandb, device, data_root) -> None:
+    env = dict(os.environ)
+    env[STORAGE_ENV] = storage_name  # not on the command line, where process listings would show a password
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    command = [sys.executable, "-m", "augbench", "worker", experiment_path, "--out", str(out_dir), "--device", device]
+    if not use_wandb:
+        command.append("--no-wandb")
+    if data_root:
+        command += ["--data-root", data_root]
+    procs = [subprocess.Popen([*command, "--name", f"w{i + 1}"], env=env) for i in range(workers)]
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:  # the terminal sent SIGINT to them too; make sure, then wait for their hand-back
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise
+    if any(code not in (0, 1) for code in codes):
+        print(f"worker exit codes: {codes}", file=sys.stderr)
+
+
+# -- status --------------------------------------------------------------------------------------
+
+def _counts(slots) -> dict[str, int]:
+    counts = {DONE: 0, PRUNED: 0, RUNNING: 0, FAILED: 0, LEFT: 0}
+    for slot in slots.values():
+        counts[slot.state] += 1
+    return counts
+
+
+def _failed(cell_plan) -> bool:
+    return cell_plan.search_failed or any(s.state == FAILED for s in cell_plan.final.values())
+
+
+def summary_line(storage_obj, experiment: Experiment) -> str:
+    ids = study_ids(storage_obj)
+    totals = {DONE: 0, PRUNED: 0, RUNNING: 0, FAILED: 0, LEFT: 0}
+    for cell in experiment.cells():
+        state = read_cell(storage_obj, experiment, cell, ids)
+        for slots in (state.search, state.final):
+            for key, value in _counts(slots).items():
+                totals[key] += value
+    return (f"runs: {totals[DONE] + totals[PRUNED]} done ({totals[PRUNED]} pruned), {totals[RUNNING]} running, "
+            f"{totals[FAILED]} failed, {totals[LEFT]} left")
+
+
+def _phase_text(slots, waiting_for_search: bool = False) -> str:
+    if not slots:
+        return "-"
+    c = _counts(slots)
+    text = f"{c[DONE] + c[PRUNED]}/{len(slots)} done"
+    if c[PRUNED]:
+        text += f" ({c[PRUNED]} pruned)"
+    for key in (RUNNING, FAILED):
+        if c[key]:
+            text += f", {c[key]} {key}"
+    if c[LEFT]:
+        text += f", {c[LEFT]} left" + (" (after search)" if waiting_for_search else "")
+    return text
+
+
+def status_rows(storage_obj, experiment: Experiment) -> list[dict]:
+    ids = study_ids(storage_obj) if storage_obj is not None else {}
+    rows = []
+    for cell in experiment.cells():
+        state = read_cell(storage_obj, experiment, cell, ids) if storage_obj is not None else None
+        if state is None:
+            from augbench.tune.plan import CellPlan, final_slots, search_slots, slots_of
+
+            state = CellPlan(cell, slots_of([], search_slots(experiment, cell), experiment.retries),
+                             slots_of([], final_slots(experiment), experiment.retries))
+        waiting = bool(state.search) and state.best is None and not state.search_failed
+        best = state.best
+        rows.append({
+            "cell": cell.id, "search": _phase_text(state.search), "final": _phase_text(state.final, waiting),
+            "best": f"{best.value:.2f}% {dict(best.params)}" if best is not None else "",
+            "failures": [(phase, slot.name, slot.reason, len(slot.attempts))
+                         for phase, slots in (("search", state.search), ("final", state.final))
+                         for slot in slots.values() if slot.state == FAILED]
+                        + ([("search", "all", "no search trial completed", 0)] if state.search_failed else []),
+            "failed": _failed(state),
+        })
+    return rows
+
+
+def print_status(storage_obj, experiment: Experiment, storage_name: str) -> int:
+    rows = status_rows(storage_obj, experiment)
+    width = max(len(r["cell"]) for r in rows)
+    search_width = max(6, *(len(r["search"]) for r in rows))
+    final_width = max(5, *(len(r["final"]) for r in rows))
+    print(f"{'cell':{width}}  {'search':{search_width}}  {'final':{final_width}}  best search trial (val acc, params)")
+    for r in rows:
+        print(f"{r['cell']:{width}}  {r['search']:{search_width}}  {r['final']:{final_width}}  {r['best']}")
+    failures = [(r["cell"], *f) for r in rows for f in r["failures"]]
+    if failures:
+        print("failed:")
+        for cell, phase, slot, reason, attempts in failures:
+            tries = f" after {attempts} attempts" if attempts > 1 else ""
+            print(f"  {cell} {phase} {slot}{tries}: {reason}")
+    if storage_obj is not None:
+        print(summary_line(storage_obj, experiment))
+    return 1 if any(r["failed"] for r in rows) else 0
+
+
+def status(experiment_path: str, *, out: str | None = None, storage: str | None = None) -> int:
+    experiment = load_experiment(experiment_path)
+    out_dir = _out_dir(experiment, out)
+    storage_name = _storage_name(storage, out_dir)
+    storage_obj = None
+    if is_url(storage_name) or Path(storage_name).is_file():
+        storage_obj = open_storage(storage_name)
+        from augbench.tune.plan import check_stored_definition
+
+        if not check_stored_definition(storage_obj, experiment, storage_name):
+            storage_obj = None
+    print(f"experiment {experiment.name} ({experiment.source}), storage {redact_url(storage_name)}"
+          + ("" if storage_obj is not None else ": not started"))
+    print_status(storage_obj, experiment, storage_name)
+    return 0

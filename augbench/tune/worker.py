@@ -1,0 +1,269 @@
+"""A worker: claims waiting trials of an experiment from the storage and trains them until none is left.
+
+Any number of workers, on any machines, may share one storage; see
+:mod:`augbench.tune.coordination` for why none runs a trial twice and
+:mod:`augbench.tune.plan` for what gets enqueued. One trial is one call of
+``augbench.engine.train`` into the slot's run folder::
+
+    OUT/search/<cell>/trial-<k>/    search slot k (k is also the trial number of its first attempt)
+    OUT/final/<cell>/seed-<s>/      final run with seed s
+
+A retry of a slot trains the same configuration into the same folder, so it
+resumes from the checkpoint its predecessor left (and a run that had finished
+is not trained again). Each trial's result record goes into that folder
+(``result.json``) and into the trial's user attr ``record``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from augbench.engine.callbacks import Callback
+from augbench.engine.run import CONFIG_FILE, RESULT_FILE
+from augbench.errors import UsageError
+from augbench.track.record import read_json, write_json_atomic
+from augbench.tune.coordination import OWNER_ATTR, Heartbeat, fail_lost_trials, owner_info
+from augbench.tune.experiment import Cell, Experiment
+from augbench.tune.plan import plan, study_ids
+from augbench.tune.pruning import PruningCallback, read_metrics
+from augbench.tune.reproduce import command_line, train_command
+from augbench.tune.storage import RECORD, redact_url, scrub, study_name
+
+REPRODUCE_DIR = "runs/reproduce"
+
+
+class ResumeNote(Callback):
+    """Notes in the trial how many epochs its run folder's checkpoint already held (a retry resumes there)."""
+
+    def __init__(self, trial, run_dir: Path):
+        self.trial, self.run_dir = trial, run_dir
+
+    def on_start(self, config: dict[str, Any], resumed: bool) -> None:
+        self.trial.set_user_attr("resumed_from_epoch", len(read_metrics(self.run_dir)) if resumed else 0)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in a worker on SIGINT/SIGTERM; the running trial is handed back for a later retry."""
+
+
+def _seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:4], "big")
+
+
+class Worker:
+    """Runs trials of one experiment until every slot is settled (done, pruned or failed for good)."""
+
+    def __init__(self, experiment: Experiment, storage, storage_name: str, out_dir: Path, *,
+                 use_wandb: bool = True, device: str = "auto", data_root: str | None = None,
+                 log: Callable[[str], None] = print, poll_seconds: float | None = None):
+        self.exp, self.storage, self.storage_name = experiment, storage, storage_name
+        self.out = Path(out_dir)
+        self.use_wandb, self.device, self.data_root, self.log = use_wandb, device, data_root, log
+        self.poll = poll_seconds or min(5.0, experiment.heartbeat_interval)
+        self.cells = {cell.id: cell for cell in experiment.cells()}
+        self.trained = 0
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Works until nothing is left to run anywhere; returns the number of trials this worker ran."""
+        plan(self.storage, self.exp, self.storage_name)
+        last_reap = 0.0
+        while True:
+            if time.monotonic() - last_reap > self.exp.heartbeat_interval:
+                self.fail_lost()
+                last_reap = time.monotonic()
+            claimed = self.claim()
+            if claimed is not None:
+                self.run_trial(*claimed)
+                continue
+            self.fail_lost()
+            last_reap = time.monotonic()
+            if plan(self.storage, self.exp, self.storage_name):
+                continue
+            if not self.live_trials():
+                return self.trained
+            time.sleep(self.poll)
+
+    def _studies(self):
+        """(cell, phase, study id) of the experiment's studies, in grid order."""
+        ids = study_ids(self.storage)
+        for cell in self.cells.values():
+            for phase in ("search", "final"):
+                study_id = ids.get(study_name(self.exp.name, cell.id, phase))
+                if study_id is not None:
+                    yield cell, phase, study_id
+
+    def claim(self) -> tuple[Cell, str, int] | None:
+        """Moves one WAITING trial to RUNNING for this worker (atomic in the storage); None if none waits."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        for cell, phase, study_id in self._studies():
+            for trial in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                try:
+                    if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                        self.storage.set_trial_system_attr(trial_id, OWNER_ATTR, owner_info())
+                        return cell, phase, trial_id
+                except UpdateFinishedTrialError:
+                    continue
+        return None
+
+    def live_trials(self) -> int:
+        from optuna.trial import TrialState
+
+        return sum(len(self.storage.get_all_trials(study_id, deepcopy=False,
+                                                   states=(TrialState.WAITING, TrialState.RUNNING)))
+                   for _, _, study_id in self._studies())
+
+    def fail_lost(self) -> None:
+        import optuna
+
+        for cell, phase, _ in self._studies():
+            study = optuna.load_study(study_name=study_name(self.exp.name, cell.id, phase), storage=self.storage)
+            if fail_lost_trials(self.storage, study, self.exp.heartbeat_grace):
+                self.log(f"[{cell.id} {phase}] a trial whose worker stopped was failed; it will be retried")
+
+    # -- one trial ---------------------------------------------------------------------------------
+    def _study(self, cell: Cell, phase: str, slot: str, attempt: int):
+        import optuna
+
+        sampler = optuna.samplers.TPESampler(seed=_seed(cell.id, slot, attempt), constant_liar=True)
+        pruner = self.exp.pruner.build() if phase == "search" else optuna.pruners.NopPruner()
+        return optuna.load_study(study_name=study_name(self.exp.name, cell.id, phase), storage=self.storage,
+                                 sampler=sampler, pruner=pruner)
+
+    def run_trial(self, cell: Cell, phase: str, trial_id: int) -> None:
+        import optuna
+
+        frozen = self.storage.get_trial(trial_id)
+        slot, seed = frozen.user_attrs["slot"], frozen.user_attrs["seed"]
+        study = self._study(cell, phase, slot, frozen.user_attrs.get("attempt", 1))
+        trial = optuna.Trial(study, trial_id)
+        prefix = f"[{cell.id} {phase} {slot}]"
+        with Heartbeat(self.storage, trial_id, self.exp.heartbeat_interval) as heartbeat:
+            outcome = self._train(study, trial, cell, phase, slot, seed, prefix)
+            if heartbeat.lost:
+                self.log(f"{prefix} trial {trial.number} was declared lost by another worker while it ran; "
+                         "its retry will reuse this run folder")
+                return
+            self._tell(study, trial, outcome, prefix)
+        self.trained += 1
+
+    def _run_dir(self, phase: str, cell: Cell, slot: str, config_dict: dict[str, Any]) -> Path:
+        run_dir = self.out / phase / cell.id / slot
+        config_path = run_dir / CONFIG_FILE
+        if config_path.exists() and read_json(config_path) != json.loads(json.dumps(config_dict)):
+            # Left by an earlier definition of this experiment (or a search slot whose parameters were never
+            # stored): keep it, out of the way.
+            aside = run_dir.with_name(f"{slot}.superseded-{int(time.time())}")
+            shutil.move(str(run_dir), aside)
+            self.log(f"[{cell.id} {phase} {slot}] {run_dir} held another configuration; moved to {aside}")
+        return run_dir
+
+    def _train(self, study, trial, cell: Cell, phase: str, slot: str, seed: int, prefix: str) -> dict[str, Any]:
+        """Trains the trial's run; returns {"record": ...} or {"reason": ..., "retry": bool}."""
+        from augbench.engine import train
+
+        space = self.exp.space_for(cell.method)
+        params = {name: param.suggest(trial) for name, param in space.items()}
+        config = self.exp.run_config(cell, params, seed)
+        run_dir = self._run_dir(phase, cell, slot, config.to_dict())
+        reproduce = train_command(config, f"{REPRODUCE_DIR}/{self.exp.name}/{phase}/{cell.id}/{slot}")
+        extra = {"experiment": self.exp.name, "cell": cell.id, "phase": phase, "slot": slot,
+                 "trial_number": trial.number, "tuned_params": params, "storage": redact_url(self.storage_name),
+                 "reproduce": command_line(reproduce)}
+        if phase == "final":
+            extra["planned_seeds"] = list(self.exp.final_seeds)
+        trial.set_user_attr("run_dir", str(run_dir))
+        callbacks: list[Callback] = [ResumeNote(trial, run_dir)]
+        if phase == "search":
+            callbacks.append(PruningCallback(trial, run_dir, self.exp.pruner.type))
+        wandb = self._wandb(run_dir, cell, phase, slot, trial.number, extra) if self.use_wandb else None
+        if wandb is not None:
+            callbacks.append(wandb)
+        self.log(f"{prefix} trial {trial.number}: seed {seed}" + (f", {params}" if params else ""))
+        try:
+            record = train(config, run_dir, data_root=self.data_root, device=self.device,
+                           num_workers=self.exp.loader_workers,
+                           mp_context="forkserver" if wandb is not None and self.exp.loader_workers else None,
+                           callbacks=callbacks, progress=False, log=lambda line: self.log(f"{prefix} {line}"),
+                           command=reproduce, extra_record=extra)
+        except KeyboardInterrupt:
+            self._give_back(study, trial, prefix, wandb)
+            raise
+        except UsageError as err:
+            return self._failure(f"bad input: {err}", False, wandb)
+        except Exception as err:
+            self.log(f"{prefix} failed:\n{scrub(traceback.format_exc(), self.storage_name)}")
+            return self._failure(f"{type(err).__name__}: {err}", True, wandb)
+        if record.get("trial_number") != trial.number:
+            # A finished run folder reused by a retry: the record now belongs to this trial.
+            record = {**record, **extra}
+            write_json_atomic(run_dir / RESULT_FILE, record)
+            if wandb is not None:
+                wandb.close(0)
+        return {"record": json.loads(json.dumps(record, default=str))}
+
+    def _wandb(self, run_dir: Path, cell: Cell, phase: str, slot: str, number: int, extra: dict[str, Any]):
+        from augbench.track.wandb_logger import WandbLogger
+
+        return WandbLogger(run_dir, project=self.exp.wandb_project, group=f"{self.exp.name}/{cell.id}",
+                           job_type=phase, name=f"{cell.id}/{phase}/{slot}/trial-{number}",
+                           extra_config=extra, mode=self.exp.wandb_mode,
+                           tags=[self.exp.name, cell.method, cell.recipe, cell.model], read_history=read_metrics,
+                           redact=lambda text: scrub(text, self.storage_name))
+
+    def _failure(self, reason: str, retry: bool, wandb) -> dict[str, Any]:
+        if wandb is not None:
+            wandb.close(1)
+        return {"reason": scrub(reason, self.storage_name), "retry": retry}
+
+    def _give_back(self, study, trial, prefix: str, wandb) -> None:
+        from optuna.trial import TrialState
+
+        if wandb is not None:
+            wandb.close(130)
+        try:
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("reason", "interrupted")
+            study.tell(trial, state=TrialState.FAIL)
+            self.log(f"{prefix} interrupted; the next `augbench tune` or `augbench worker` resumes it")
+        except Exception:  # the storage may be what went away; the heartbeat grace period covers that
+            pass
+
+    def _tell(self, study, trial, outcome: dict[str, Any], prefix: str) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        record = outcome.get("record")
+        try:
+            if record is None:
+                trial.set_user_attr("reason", outcome["reason"])
+                trial.set_user_attr("retry", outcome["retry"])
+                study.tell(trial, state=TrialState.FAIL)
+                self.log(f"{prefix} trial {trial.number} failed: {outcome['reason']}")
+                return
+            trial.set_user_attr(RECORD, record)
+            status, value = record["status"], record.get("best_val_acc")
+            if status == "finished" and value is not None:
+                study.tell(trial, values=value)
+                self.log(f"{prefix} trial {trial.number} complete: best val {value:.2f}%, "
+                         f"test {record['test_acc']:.2f}%")
+            elif status == "pruned":
+                study.tell(trial, state=TrialState.PRUNED)
+                self.log(f"{prefix} trial {trial.number} pruned after {record['epochs_trained']} epochs")
+            else:
+                reason = record.get("reason") or "no validation accuracy"
+                trial.set_user_attr("reason", reason)
+                study.tell(trial, state=TrialState.FAIL)
+                self.log(f"{prefix} trial {trial.number} failed: {reason}")
+        except (UpdateFinishedTrialError, ValueError) as err:
+            self.log(f"{prefix} trial {trial.number} was finished elsewhere ({err}); result kept in its folder")

@@ -1,0 +1,507 @@
+"""The leaderboard: statistics against hand-computed values, sources, aggregation, escaping, and the page in a
+real headless Chromium."""
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from augbench.cli import main
+from augbench.leaderboard import aggregate, build, load_records, mean_interval, paired_gain, t_quantile
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+HOSTILE_RECIPE = '<script>alert("recipe")</script><img src=x onerror=alert(1)>|*[x](javascript:1)'
+
+
+# -- records as the engine and the tuner write them ------------------------------------------------
+
+def make_record(*, method="ce", seed=0, test_acc=90.0, model="cifar_resnet8", recipe="baseline",
+                dataset="fashion_mnist", epochs=10, budget="epochs", noise=None, status="finished", phase="final",
+                planned_seeds=(0, 1, 2), train_size=10000, forward_samples=None, train_seconds=30.0, **extra):
+    """A result record with every field of ``Run.record`` plus the tuner's fields (phase=None: a plain run)."""
+    finished = status == "finished"
+    passes = 2 if method == "dlb" else 1
+    record = {
+        "dataset": dataset, "model": model, "recipe": recipe, "method": method,
+        "method_args": {"temperature": 3.0, "alpha": 1.0, "forward": "separate"} if method == "dlb" else {},
+        "hyperparameters": {"lr": 0.1, "batch_size": 128, "momentum": 0.9, "nesterov": True,
+                            "weight_decay": 5e-4, "schedule": "multistep", "milestones": [], "gamma": 0.1,
+                            "warmup_epochs": 0.0, "channels_last": True, "bf16": False},
+        "seed": seed, "epochs": epochs, "epochs_trained": epochs if finished else 1, "budget": budget,
+        "train_size": train_size, "val_size": 1000, "test_size": 10000, "label_noise": noise,
+        "test_acc": test_acc if finished else None,
+        "test_acc_at_best_val": test_acc - 0.1 if finished else None,
+        "best_val_acc": test_acc + 0.3 if finished else None, "best_val_epoch": epochs,
+        "val_acc": test_acc + 0.2 if finished else None, "test_nll": 0.3, "test_ece": 0.02,
+        "forward_samples": forward_samples if forward_samples is not None else passes * epochs * train_size,
+        "train_seconds": train_seconds * passes, "samples_per_second": 3000.0, "peak_memory_mb": 512.0,
+        "device": "cpu (x86_64, 2 cores, 2 threads)",
+        "versions": {"augbench": "0.1.0", "torch": "2.14.1", "timm": "1.0.31", "python": "3.11.7"},
+        "git_commit": "ad311fe0000000000000000000000000000000aa", "started_at": "2025-01-01T10:00:00+00:00",
+        "finished_at": f"2025-01-01T10:{seed:02d}:30+00:00", "status": status,
+        "reason": None if finished else "non-finite loss (nan) at epoch 1, step 3",
+        "config": {"dataset": dataset, "model": model, "method": method, "seed": seed, "epochs": epochs},
+        "command": ["augbench", "tune", "recipes/experiments/quickstart.yaml"],
+    }
+    if phase is not None:
+        record.update({"experiment": "quickstart", "cell": f"{model}-{recipe}-{method}", "phase": phase,
+                       "trial_number": seed, "tuned_params": {"lr": 0.1}})
+        if phase == "final":
+            record["planned_seeds"] = list(planned_seeds)
+            record["reproduce"] = (f"augbench train --dataset {dataset} --model {model} --recipe {recipe} "
+                                   f"--method {method} --epochs {epochs} --seed {seed}")
+    record.update(extra)
+    return record
+
+
+def write_records(root, records):
+    """Lays records out as an experiment folder: final/<cell>/seed-<s>/result.json, search/<n>/result.json."""
+    root = Path(root)
+    for number, record in enumerate(records):
+        if record.get("phase") == "search":
+            folder = root / "search" / f"trial-{number}"
+        else:
+            cell = f"{record['model']}_{record['recipe']}_{record.get('method')}_{record['epochs']}_{number}"
+            folder = root / "final" / "".join(c if c.isalnum() else "_" for c in cell) / f"seed-{record['seed']}"
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(record))
+    return root
+
+
+CE = {0: 90.0, 1: 91.5, 2: 89.0}
+DLB = {0: 91.0, 1: 92.7, 2: 90.1}  # differences 1.0, 1.2, 1.1: small next to the seed-to-seed spread
+
+
+def standard_records(recipe="baseline"):
+    return ([make_record(method="ce", seed=s, test_acc=a, recipe=recipe) for s, a in CE.items()]
+            + [make_record(method="dlb", seed=s, test_acc=a, recipe=recipe) for s, a in DLB.items()])
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# -- statistics ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("df,expected", [(1, 12.706205), (2, 4.302653), (4, 2.776445), (9, 2.262157),
+                                         (29, 2.045230), (1000, 1.962339)])
+def test_t_quantile_matches_the_table(df, expected):
+    assert t_quantile(0.975, df) == pytest.approx(expected, abs=5e-7)
+    assert t_quantile(0.025, df) == pytest.approx(-expected, abs=5e-7)
+
+
+def test_interval_by_hand():
+    interval = mean_interval([1.0, 2.0, 3.0])
+    # mean 2, s = 1, t_{0.975,2} = 4.302653 -> half-width 4.302653 / sqrt(3) = 2.484138
+    assert (interval.mean, interval.n, interval.sd) == (2.0, 3, 1.0)
+    assert interval.half_width == pytest.approx(2.484138, abs=1e-6)
+    assert (interval.low, interval.high) == pytest.approx((2.0 - 2.484138, 2.0 + 2.484138), abs=1e-6)
+    single = mean_interval([91.0])
+    assert (single.mean, single.n, single.half_width, single.excludes_zero) == (91.0, 1, None, False)
+    assert mean_interval([]) is None
+
+
+def test_paired_gain_by_hand_and_pairing_matters():
+    gain = paired_gain(DLB, {**CE, 3: 80.0})  # seed 3 has no partner and is left out
+    assert gain.seeds == (0, 1, 2)
+    assert gain.differences == pytest.approx((1.0, 1.2, 1.1))
+    # differences mean 1.1, s = 0.1, half-width 4.302653 * 0.1 / sqrt(3) = 0.248414
+    assert gain.interval.mean == pytest.approx(1.1)
+    assert gain.interval.half_width == pytest.approx(0.248414, abs=1e-6)
+    assert gain.significant
+    # Unpaired, the same numbers overlap completely: the spread between seeds hides the gain.
+    dlb, ce = mean_interval(list(DLB.values())), mean_interval(list(CE.values()))
+    assert dlb.low < ce.high
+    noisy = paired_gain({0: 91.0, 1: 91.5, 2: 90.0}, CE)  # differences 1.0, 0.0, 1.0: interval includes 0
+    assert noisy.interval.half_width == pytest.approx(t_quantile(0.975, 2) * math.sqrt(1 / 3) / math.sqrt(3))
+    assert not noisy.significant
+    assert paired_gain({5: 90.0}, CE) is None
+
+
+# -- aggregation -----------------------------------------------------------------------------------
+
+def test_settings_are_never_pooled(tmp_path):
+    records = standard_records()
+    records += [make_record(method="ce", seed=s, test_acc=70.0, epochs=20) for s in (0, 1, 2)]
+    records += [make_record(method="ce", seed=s, test_acc=60.0, budget="samples") for s in (0, 1, 2)]
+    records += [make_record(method="ce", seed=s, test_acc=50.0, noise={"kind": "sym", "rate": 0.4,
+                                                                        "flipped_fraction": 0.36}) for s in (0, 1, 2)]
+    board = aggregate(load_records(str(write_records(tmp_path / "exp", records))))
+    means = sorted(round(c.interval.mean, 6) for c in board.cells if c.method == "ce")
+    assert means == [50.0, 60.0, 70.0, round(sum(CE.values()) / 3, 6)]
+    assert len(board.tables) == 4
+    assert {t.setting.label_noise for t in board.tables} == {"clean", "sym:0.4"}
+
+
+def test_search_trials_are_left_out_and_plain_runs_accepted(tmp_path):
+    records = standard_records()
+    records.append(make_record(method="ce", seed=0, test_acc=10.0, phase="search"))
+    records.append(make_record(method="ce", seed=0, test_acc=55.0, phase=None, recipe="plain"))
+    loaded = load_records(str(write_records(tmp_path / "exp", records)))
+    assert loaded.skipped == 1
+    board = aggregate(loaded)
+    assert {c.recipe for c in board.cells} == {"baseline", "plain"}
+    assert all(c.interval.mean > 50 for c in board.cells)
+
+
+def test_failed_and_missing_runs_make_a_cell_incomplete_everywhere(tmp_path):
+    records = [make_record(method="ce", seed=s, test_acc=a) for s, a in CE.items()]
+    records += [make_record(method="dlb", seed=0, test_acc=91.0),
+                make_record(method="dlb", seed=1, status="failed")]  # seed 2 never ran
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in read_csv(out / "results.csv")}
+    assert rows["ce"]["complete"] == "True" and rows["ce"]["status"] == "complete"
+    assert rows["dlb"]["complete"] == "False"
+    assert rows["dlb"]["status"] == "incomplete: 1/3 seeds, 1 failed, 1 missing"
+    assert (rows["dlb"]["n"], rows["dlb"]["gain_n"], rows["dlb"]["half_width"]) == ("1", "1", "")
+    assert float(rows["dlb"]["gain_vs_ce"]) == pytest.approx(1.0)
+    assert rows["dlb"]["gain_significant"] == "False"  # one pair: no interval, no mark
+    entry = json.loads((out / rows["dlb"]["entry"]).read_text())
+    assert entry["missing_seeds"] == [2] and entry["finished_seeds"] == [0]
+    assert entry["failed_runs"][0]["seed"] == 1 and "non-finite" in entry["failed_runs"][0]["reason"]
+    readme = (out / "README.md").read_text()
+    assert "⚠ incomplete: 1/3 seeds, 1 failed, 1 missing" in readme
+    assert "seed 1 failed: non-finite loss" in readme
+    page = (out / "index.html").read_text()
+    assert page.count('class="num incomplete"') == 1
+
+
+def test_duplicate_runs_keep_the_finished_one(tmp_path):
+    records = standard_records() + [make_record(method="dlb", seed=1, status="failed")]
+    board = aggregate(load_records(str(write_records(tmp_path / "exp", records))))
+    dlb = next(c for c in board.cells if c.method == "dlb")
+    assert dlb.complete and dlb.values()[1] == DLB[1]
+    assert "1 duplicate run(s), latest kept" in dlb.status_text
+
+
+def test_tables_gains_and_provenance_in_every_output(tmp_path):
+    records = standard_records() + standard_records(recipe="cutout")
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 4
+    dlb = next(r for r in rows if r["method"] == "dlb" and r["recipe"] == "cutout")
+    assert float(dlb["mean"]) == pytest.approx(sum(DLB.values()) / 3)
+    assert float(dlb["gain_vs_ce"]) == pytest.approx(1.1)
+    assert float(dlb["gain_half_width"]) == pytest.approx(0.248414, abs=1e-6)
+    assert dlb["gain_significant"] == "True" and dlb["planned_seeds"] == "0 1 2"
+    readme = (out / "README.md").read_text()
+    assert "| backbone | recipe | ce | dlb |" in readme
+    assert "91.27 ± 3.28 (n=3)<br>+1.10 ± 0.25 ▲ (n=3)" in readme  # s = 1.3204, t = 4.302653
+    assert "augbench tune recipes/experiments/quickstart.yaml" in readme  # how it was run
+    assert f"augbench leaderboard build --from {tmp_path / 'exp'} --out {out}" in readme
+    assert "torch 2.14.1" in readme and "cpu (x86_64, 2 cores, 2 threads)" in readme
+    entries = sorted((out / "entries").glob("*.json"))
+    assert len(entries) == 4
+    entry = json.loads((out / dlb["entry"]).read_text())
+    assert entry["gain_vs_ce"]["seeds"] == [0, 1, 2]
+    provenance = entry["provenance"]
+    assert provenance["experiments"] == ["quickstart"] and provenance["planned_seeds"] == [0, 1, 2]
+    assert provenance["hyperparameters"][0]["lr"] == 0.1 and provenance["tuned_params"] == [{"lr": 0.1}]
+    assert provenance["reproduce"][2]["command"].endswith("--method dlb --epochs 10 --seed 2")
+    assert provenance["git_commits"] and provenance["devices"] and provenance["versions"]
+    page = (out / "index.html").read_text()
+    assert page.count('<svg class="heatmap"') == 1 and page.count('<svg class="scatter"') == 2
+    assert "+1.10▲" in page  # the heatmap cell of a significant gain
+
+
+def test_rebuild_replaces_stale_entries_and_keeps_other_files(tmp_path, capsys):
+    out = tmp_path / "board"
+    first = write_records(tmp_path / "a", standard_records() + standard_records(recipe="cutout"))
+    assert main(["leaderboard", "build", "--from", str(first), "--out", str(out)]) == 0
+    (out / "CNAME").write_text("kept\n")
+    second = write_records(tmp_path / "b", standard_records())
+    assert main(["leaderboard", "build", "--from", str(second), "--out", str(out)]) == 0
+    assert len(list((out / "entries").glob("*.json"))) == 2
+    assert len(read_csv(out / "results.csv")) == 2
+    assert (out / "CNAME").read_text() == "kept\n"
+    assert sorted(p.name for p in out.iterdir()) == ["CNAME", "README.md", "entries", "index.html", "results.csv"]
+    before = (out / "index.html").read_text()
+    assert main(["leaderboard", "build", "--from", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert (out / "index.html").read_text() == before
+
+
+# -- sources ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["{tmp}/nowhere", "ftp:/x", "wandb:just-a-project", "{tmp}/empty",
+                                    "sqlite:///{tmp}/missing.db", "{tmp}/search-only", "{tmp}/broken"])
+def test_bad_source_exits_2_names_from_and_writes_nothing(tmp_path, capsys, monkeypatch, source):
+    (tmp_path / "empty").mkdir()
+    write_records(tmp_path / "search-only", [make_record(phase="search")])
+    (tmp_path / "broken" / "run").mkdir(parents=True)
+    (tmp_path / "broken" / "run" / "result.json").write_text('{"dataset": ')
+    source = source.replace("{tmp}", str(tmp_path))
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", source, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--from {source}" in err
+    assert not out.exists()
+    assert not (tmp_path / "missing.db").exists()
+    if source.endswith("nowhere"):
+        assert "wandb:ENTITY/PROJECT" in err and "Optuna storage" in err and "journal file" in err and "folder" in err
+
+
+def test_record_without_a_required_field_is_named(tmp_path, capsys):
+    record = make_record()
+    del record["method"]
+    exp = write_records(tmp_path / "exp", [record])
+    assert main(["leaderboard", "build", "--from", str(exp), "--out", str(tmp_path / "board")]) == 2
+    err = capsys.readouterr().err
+    assert "lacks field 'method'" in err and "result.json" in err
+
+
+def _fill_storage(storage, records, definition):
+    """Lays records out as ``augbench tune`` does (see augbench/tune/storage.py): an experiment study, one study
+    per cell and phase, one trial per slot with the record as user attribute."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from augbench.tune.storage import KIND_CELL, KIND_EXPERIMENT, RECORD, study_name
+
+    def create(name, attrs):
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        return study
+
+    create(definition["name"], {"kind": KIND_EXPERIMENT, "experiment": definition, "definition_hash": "0" * 16})
+    for record in records:
+        phase = record.get("phase") or "final"
+        study = create(study_name(record["experiment"], record["cell"], phase),
+                       {"kind": KIND_CELL, "experiment": record["experiment"], "cell": record["cell"],
+                        "phase": phase})
+        slot = f"seed-{record['seed']}" if phase == "final" else f"trial-{record['trial_number']}"
+        trial = study.ask()
+        trial.set_user_attr("slot", slot)
+        trial.set_user_attr(RECORD, {**record, "slot": slot})
+        if record["status"] == "finished":
+            study.tell(trial, record["test_acc"])
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+
+
+QUICKSTART = {"name": "quickstart", "dataset": "fashion_mnist", "backbones": ["cifar_resnet8"],
+              "recipes": ["baseline"], "methods": ["ce", "dlb"], "final": {"seeds": [0, 1, 2]}}
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_optuna_storage_source_reads_final_records_only(tmp_path, kind):
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if kind == "sqlite":
+        url = storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    else:
+        url = str(tmp_path / "optuna.journal")
+        storage = JournalStorage(JournalFileBackend(url))
+    records = standard_records() + [make_record(method="ce", seed=0, phase="search", test_acc=10.0),
+                                    make_record(method="dlb", seed=0, status="failed")]  # a retried final run
+    _fill_storage(storage, records, QUICKSTART)
+    loaded = load_records(url)
+    assert loaded.kind == "optuna" and len(loaded.records) == 7
+    assert loaded.experiments == {"quickstart": QUICKSTART}
+    assert loaded.origins[0].startswith("study quickstart/")
+    board = aggregate(loaded)
+    dlb = next(c for c in board.cells if c.method == "dlb")
+    assert dlb.complete and dlb.gain.interval.mean == pytest.approx(1.1)
+    assert board.provenance()["experiment_commands"] == ["augbench tune recipes/experiments/quickstart.yaml"]
+
+
+def test_experiment_definition_in_provenance_and_no_password_anywhere(tmp_path, capsys):
+    exp = write_records(tmp_path / "runs" / "quickstart", standard_records())
+    (exp / "experiment.yaml").write_text("name: quickstart\ndataset: fashion_mnist\nrecipes: ['<b>x</b>']\n")
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(exp), "--out", str(out)]) == 0
+    readme, page = (out / "README.md").read_text(), (out / "index.html").read_text()
+    assert "Experiment definition: quickstart" in readme
+    assert "```yaml\nname: quickstart\ndataset: fashion_mnist\nrecipes:\n- <b>x</b>\n```" in readme  # code
+    assert "- &lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    capsys.readouterr()
+    # Nothing listens on port 1: the error names --from, without the password.
+    assert main(["leaderboard", "build", "--from", "postgresql://me:s3cret@127.0.0.1:1/none", "--out",
+                 str(tmp_path / "pg")]) == 2
+    err = capsys.readouterr().err
+    assert "--from postgresql://me:***@127.0.0.1:1/none" in err and "s3cret" not in err
+    assert not (tmp_path / "pg").exists()
+
+
+def test_building_imports_nothing_that_trains(tmp_path):
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    journal = str(tmp_path / "optuna.journal")
+    _fill_storage(JournalStorage(JournalFileBackend(journal)), standard_records(), QUICKSTART)
+    folder = write_records(tmp_path / "exp", standard_records())
+    script = ("import sys\nfrom augbench.leaderboard import build\n"
+              f"build({str(folder)!r}, {str(tmp_path / 'a')!r})\nbuild({journal!r}, {str(tmp_path / 'b')!r})\n"
+              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'torchvision')\n"
+              "               or m.startswith(('augbench.engine', 'augbench.methods', 'augbench.tune.worker')))\n"
+              "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, timeout=120)
+    assert (tmp_path / "b" / "index.html").exists()
+
+
+@pytest.mark.parametrize("mode", ["offline", "not logged in"])
+def test_wandb_source_needs_to_be_online_and_logged_in(tmp_path, capsys, monkeypatch, mode):
+    if mode == "offline":
+        monkeypatch.setenv("WANDB_MODE", "offline")
+    else:
+        for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", "wandb:someone/augbench", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--from wandb:someone/augbench" in err
+    assert ("online" if mode == "offline" else "wandb login") in err
+    assert not out.exists()
+
+
+# -- escaping --------------------------------------------------------------------------------------
+
+def test_names_with_html_come_out_escaped(tmp_path):
+    records = standard_records(recipe=HOSTILE_RECIPE)
+    records += [make_record(method='dl"b</td>', seed=s, recipe=HOSTILE_RECIPE, model="net<b>") for s in (0, 1, 2)]
+    records[0]["device"] = "</script><script>alert('device')</script>"
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    for raw in ("<script>alert", "<img src=x", "</script><script>", "net<b>", 'dl"b</td>', "alert('device')</"):
+        assert raw not in page, raw
+    assert "&lt;script&gt;alert(&quot;recipe&quot;)&lt;/script&gt;" in page
+    assert page.count("<script") == 2  # the data block and the page's own script, nothing else
+    data = page.split('<script type="application/json" id="leaderboard-data">')[1].split("</script>")[0]
+    assert {c["recipe"] for c in json.loads(data)} == {HOSTILE_RECIPE}
+    readme = (out / "README.md").read_text()
+    assert "<script>" not in readme and "<img" not in readme and "net<b>" not in readme
+    assert "&lt;script&gt;" in readme and "\\|\\*\\[x\\]" in readme
+    for path in (out / "entries").iterdir():  # file names stay plain whatever the names hold
+        assert all(c.isalnum() or c in "-._" for c in path.name), path.name
+
+
+# -- from real runs --------------------------------------------------------------------------------
+
+def test_build_from_real_run_folders(tmp_path, capsys):
+    from augbench.config import RunConfig
+    from augbench.engine import train
+
+    runs = tmp_path / "runs"
+    for method in ("ce", "dlb"):
+        for seed in (0, 1):
+            config = RunConfig(dataset="synthetic", model="cifar_resnet8", method=method, epochs=1, batch_size=64,
+                               train_subset=256, lr=0.05, seed=seed)
+            train(config, runs / f"{method}-s{seed}", progress=False, log=lambda _: None,
+                  command=["augbench", "train", "--dataset", "synthetic", "--method", method, "--seed", str(seed)])
+    out = tmp_path / "leaderboard"
+    assert main(["leaderboard", "build", "--from", str(runs), "--out", str(out)]) == 0
+    assert "4 runs (0 incomplete)" in capsys.readouterr().out
+    rows = {r["method"]: r for r in read_csv(out / "results.csv")}
+    assert set(rows) == {"ce", "dlb"}
+    assert rows["ce"]["n"] == "2" and rows["dlb"]["gain_n"] == "2" and rows["dlb"]["train_size"] == "256"
+    assert float(rows["dlb"]["forward_samples_mean"]) > 1.5 * float(rows["ce"]["forward_samples_mean"])
+    entry = json.loads((out / rows["dlb"]["entry"]).read_text())
+    assert entry["runs"][1]["reproduce"] == "augbench train --dataset synthetic --method dlb --seed 1"
+    assert entry["provenance"]["versions"][0]["torch"]
+    readme = (out / "README.md").read_text()
+    assert "plain augbench train runs" in readme and "no tuning" in readme
+
+
+# -- the page in a real browser --------------------------------------------------------------------
+
+def _browser():
+    """Playwright driving the system Chromium; in CI a missing browser fails instead of skipping."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("playwright is not installed (pip install -e '.[dev]')")
+        pytest.skip("playwright is not installed")
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing (scripts/setup-system.sh --tests installs it)")
+        pytest.skip("chromium is not installed")
+    return sync_playwright
+
+
+def test_page_in_headless_chromium(tmp_path):
+    sync_playwright = _browser()
+    records = standard_records() + standard_records(recipe="cutout") + standard_records(recipe=HOSTILE_RECIPE)
+    # Make the DLB column order differ from the backbone/recipe order, and add a second backbone and data set.
+    for record in records:
+        if record["method"] == "dlb" and record["recipe"] != "baseline":
+            record["test_acc"] += 3.0 if record["recipe"] == "cutout" else -5.0
+    records += [make_record(method=m, seed=s, test_acc=80.0 + s + (m == "dlb"), model="cifar_resnet20")
+                for m in ("ce", "dlb") for s in (0, 1)]
+    records += [make_record(method="ce", seed=s, test_acc=70.0 + s, dataset="cifar10") for s in (0, 1, 2)]
+    records.append(make_record(method="dlb", seed=0, test_acc=72.0, dataset="cifar10"))
+    out = tmp_path / "board"
+    build(str(write_records(tmp_path / "exp", records)), out)
+
+    problems, dialogs = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type in ("error", "warning") else None)
+            page.on("pageerror", lambda err: problems.append(str(err)))
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.on("request", lambda request: problems.append(f"request {request.url}")
+                    if not request.url.startswith("file://") else None)
+            page.goto((out / "index.html").as_uri())
+            page.wait_for_load_state("load")
+
+            table = page.locator("section.setting", has_text="fashion_mnist").locator("table.board")
+            rows = table.locator("tbody tr")
+
+            def order():
+                return [(r.get_attribute("data-model"), r.get_attribute("data-recipe")) for r in rows.all()]
+
+            before = order()
+            assert len(before) == 4
+            table.locator("thead th[data-method='dlb'] button").click()
+            by_dlb = order()
+            assert by_dlb != before and sorted(by_dlb) == sorted(before)
+            values = [float(v) for v in table.locator("tbody td[data-method='dlb']").evaluate_all(
+                "cells => cells.map(c => c.getAttribute('data-value'))")]
+            assert values == sorted(values, reverse=True)  # best first
+            assert table.locator("thead th[data-method='dlb']").get_attribute("aria-sort") == "descending"
+            table.locator("thead th[data-method='dlb'] button").click()
+            assert order() == by_dlb[::-1]
+
+            assert page.locator("#shown").inner_text() == "5 of 5 rows shown"
+            page.select_option("select[data-filter='recipe']", "cutout")
+            assert rows.locator("visible=true").count() == 1
+            assert rows.count() == 4
+            assert page.locator("#shown").inner_text() == "1 of 5 rows shown"
+            page.select_option("select[data-filter='recipe']", "")
+            page.select_option("select[data-filter='dataset']", "cifar10")
+            assert page.locator("section.setting", has_text="fashion_mnist").is_hidden()
+            assert page.locator("#shown").inner_text() == "1 of 5 rows shown"
+            page.select_option("select[data-filter='dataset']", "")
+            page.select_option("select[data-filter='method']", "dlb")
+            assert table.locator("td[data-method='ce']").first.is_hidden()
+            assert table.locator("td[data-method='dlb']").first.is_visible()
+            page.select_option("select[data-filter='method']", "")
+
+            page.evaluate("window.scrollTo(0, 0)")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
+        finally:
+            browser.close()
+    assert problems == []
+    assert dialogs == []
+    assert (ARTIFACTS / "leaderboard.png").stat().st_size > 10_000

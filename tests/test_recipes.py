@@ -1,0 +1,308 @@
+"""Augmentation recipes: every shipped recipe trains with ce and dlb, mixing is replayable, bad files exit 2.
+
+Recipes are found through the registry (the recipes/augment folder), so a new
+recipe file is covered without touching this file.
+"""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from augbench.augment import DLB_MIX_POLICIES, OPS, list_recipes, load_recipe
+from augbench.augment.erasing import Cutout
+from augbench.augment.mixing import MixParams
+from augbench.cli import main
+from augbench.engine import Callback, build, train
+from augbench.losses import kd_kl
+from augbench.methods import Batch
+from augbench.methods import dlb as dlb_module
+
+RECIPES = list_recipes()
+SHIPPED = {"baseline", "cutout", "autoaugment", "randaugment", "trivialaugment", "mixup", "cutmix", "mixup_cutmix"}
+MIXING = [name for name in RECIPES if load_recipe(name).mix is not None]
+QUIET = {"progress": False, "log": lambda _: None}
+
+
+def test_the_standard_recipes_are_shipped():
+    assert SHIPPED <= set(RECIPES)
+    assert {"mixup", "cutmix", "mixup_cutmix"} <= set(MIXING)
+    uses_albumentations = [n for n in RECIPES if any(op == "albumentations" for op, _ in load_recipe(n).pipeline.spec)]
+    assert uses_albumentations, "at least one recipe must be built from albumentations transforms"
+
+
+def test_dlb_and_the_recipe_schema_agree_on_mix_policies():
+    assert tuple(DLB_MIX_POLICIES) == tuple(dlb_module.MIX_POLICIES)
+
+
+def training_steps(setup, steps=2):
+    """Runs ``steps`` optimizer steps as the engine does; returns the step outputs."""
+    optimizer = torch.optim.SGD(setup.model.parameters(), lr=0.05, momentum=0.9)
+    outputs = []
+    setup.model.train()
+    for i, (views, labels, index) in enumerate(setup.loader.epoch(0)):
+        if i == steps:
+            break
+        batch = Batch(views, labels, index, setup.recipe.mixer, setup.recipe.mix_policy)
+        out = setup.method.step(setup.model, batch)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        outputs.append(out)
+    return outputs
+
+
+@pytest.mark.parametrize("method", ["ce", "dlb"])
+@pytest.mark.parametrize("dataset", ["synthetic_gray", "synthetic"])
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_every_recipe_trains_a_step(small_config, recipe, dataset, method):
+    setup = build(small_config(dataset=dataset, recipe=recipe, method=method, batch_size=16, train_subset=64))
+    assert setup.recipe.name == recipe
+    assert (setup.recipe.mixer is not None) == (recipe in MIXING)
+    outputs = training_steps(setup)
+    assert all(math.isfinite(out.loss.item()) for out in outputs)
+    if method == "dlb":  # the second step distils the replayed batch
+        assert "kd" in outputs[1].parts and outputs[1].forward_samples == 32
+
+
+@pytest.mark.parametrize("name", MIXING)
+def test_mixed_targets_are_probability_vectors(name):
+    mixer = load_recipe(name).prepared(10, (3, 32, 32)).mixer
+    np.random.seed(0)
+    labels = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(1))
+    images = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    modes = set()
+    for _ in range(20):
+        params = mixer.sample(16, (32, 32))
+        modes.add(params.mode)
+        mixed, targets = mixer.apply(images, labels, params)
+        assert targets.shape == (16, 10) and mixed.shape == images.shape
+        assert torch.all(targets >= 0) and torch.allclose(targets.sum(1), torch.ones(16))
+        assert sorted(params.partner.tolist()) == list(range(16))  # a permutation of the batch
+        one_hot = torch.nn.functional.one_hot(labels, 10).float()
+        expected = params.lam * one_hot + (1 - params.lam) * one_hot[params.partner]
+        torch.testing.assert_close(targets, expected)
+        if params.mode == "cutmix":  # lambda is the share of the image that stayed the sample's own
+            top, bottom, left, right = params.box
+            assert params.lam == pytest.approx(1 - (bottom - top) * (right - left) / (32 * 32))
+    assert modes & {"mixup", "cutmix"}
+    # Soft labels (PS-KD's targets) mix linearly like one-hot labels.
+    soft = torch.softmax(torch.randn(16, 10), 1)
+    params = mixer.sample(16, (32, 32))
+    _, targets = mixer.apply(images, soft, params)
+    torch.testing.assert_close(targets, params.lam * soft + (1 - params.lam) * soft[params.partner])
+
+
+def reference_mix(images, params: MixParams):
+    """Mixup / CutMix written out per sample, independently of BatchMixer.apply."""
+    if params.mode == "mixup":
+        return params.lam * images + (1 - params.lam) * images[params.partner]
+    out = images.clone()
+    if params.mode == "cutmix":
+        top, bottom, left, right = params.box
+        for i, j in enumerate(params.partner.tolist()):
+            out[i, :, top:bottom, left:right] = images[j, :, top:bottom, left:right]
+    return out
+
+
+def recipe_with_policy(tmp_path, base, policy):
+    spec = yaml.safe_load(RECIPES[base].read_text())
+    spec["name"], spec["dlb_mix"] = f"{base}_{policy}", policy
+    path = tmp_path / f"{base}_{policy}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def dlb_replay(small_config, recipe):
+    """Two DLB steps (after a batch that mixed); returns the model inputs, logits, views and mixing of each step."""
+    setup = build(small_config(dataset="synthetic", recipe=recipe, method="dlb", batch_size=16, train_subset=160,
+                               seed=5))
+    inputs, logits = [], []
+    setup.model.register_forward_pre_hook(lambda module, args: inputs.append(args[0].detach().clone()))
+    setup.model.register_forward_hook(lambda module, args, out: logits.append(out.detach().clone()))
+    history = []
+    for views, labels, index in setup.loader.epoch(0):
+        inputs.clear()
+        logits.clear()
+        out = setup.method.step(setup.model, Batch(views, labels, index, setup.recipe.mixer, setup.recipe.mix_policy))
+        history.append({"views": views, "labels": labels, "inputs": list(inputs), "logits": list(logits),
+                        "mix": setup.method.replay_mix, "out": out})
+        if len(history) >= 2 and history[-2]["mix"].lam < 1:  # the previous batch was mixed (a non-empty box)
+            return history[-2], history[-1]
+    raise AssertionError("no batch of the epoch was mixed")
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix", "mixup_cutmix"])
+def test_dlb_shared_replays_the_same_partners_lambda_and_box(small_config, name):
+    previous, current = dlb_replay(small_config, name)
+    params = previous["mix"]
+    n = len(previous["labels"])
+    assert sorted(params.partner.tolist()) == list(range(n)) and params.partner.tolist() != list(range(n))
+    assert 0 < params.lam < 1
+    if params.mode == "cutmix":
+        top, bottom, left, right = params.box
+        assert 0 <= top < bottom <= 32 and 0 <= left < right <= 32
+        assert params.lam == pytest.approx(1 - (bottom - top) * (right - left) / 32**2)
+    # Step t-1 mixed view 0 of its batch with these parameters ...
+    torch.testing.assert_close(previous["inputs"][0], reference_mix(previous["views"][0], params), rtol=0, atol=1e-6)
+    # ... and step t replays view 1 of that batch with exactly the same partners, lambda and box
+    # (separate forwards: current batch first, replay second).
+    current_input, replay_input = current["inputs"]
+    torch.testing.assert_close(replay_input, reference_mix(previous["views"][1], params), rtol=0, atol=1e-6)
+    assert not torch.equal(previous["views"][0], previous["views"][1])  # the views were drawn independently
+    # The teacher is step t-1's output on its mixed batch; the student is the replayed mixture.
+    teacher, student = previous["logits"][0], current["logits"][1]
+    assert current["out"].parts["kd"] == pytest.approx(kd_kl(student, teacher, 3.0).item(), rel=1e-5)
+
+
+def test_dlb_independent_and_clean_replay_as_the_recipe_says(tmp_path, small_config):
+    previous, current = dlb_replay(small_config, recipe_with_policy(tmp_path, "mixup", "clean"))
+    torch.testing.assert_close(current["inputs"][1], previous["views"][1], rtol=0, atol=0)  # unmixed replay
+    previous, current = dlb_replay(small_config, recipe_with_policy(tmp_path, "mixup", "independent"))
+    replay = current["inputs"][1]
+    shared = reference_mix(previous["views"][1], previous["mix"])
+    assert not torch.allclose(replay, shared, atol=1e-3)
+    assert not torch.allclose(replay, previous["views"][1], atol=1e-3)  # mixed, but afresh
+
+
+class Crash(Callback):
+    def on_epoch_end(self, metrics):
+        if metrics["epoch"] == 1:
+            raise RuntimeError("simulated crash")
+
+
+def test_mixing_run_records_the_recipe_and_resumes_exactly(tmp_path, small_config):
+    recipe = shutil.copy(RECIPES["cutmix"], tmp_path / "cutmix.yaml")
+    config = small_config(method="dlb", recipe=str(recipe), epochs=2, batch_size=32, train_subset=256)
+    straight = train(config, tmp_path / "straight", **QUIET)
+    assert straight["recipe"] == "cutmix"
+    assert straight["recipe_spec"]["mix"]["cutmix_alpha"] == 1.0
+    assert straight["recipe_spec"]["ops"][0] == {"op": "pad_crop", "padding": 4, "fill": 0}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(config, tmp_path / "resumed", callbacks=[Crash()], **QUIET)
+    resumed = train(config, tmp_path / "resumed", resume=True, **QUIET)
+    assert resumed["test_acc"] == straight["test_acc"] and resumed["test_nll"] == straight["test_nll"]
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)], ids=["gray28", "rgb32"])
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_every_op_keeps_size_and_dtype(op, shape):
+    example = {"albumentations": {"transform": "Affine", "args": {"rotate": [-20, 20], "p": 1.0}}}
+    transform = OPS[op](**example.get(op, {}))
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, shape, dtype=torch.uint8)
+    outputs = [transform(image) for _ in range(8)]
+    assert all(o.shape == image.shape and o.dtype == torch.uint8 for o in outputs)
+
+
+def test_cutout_hole_is_scaled_for_28_px():
+    cutout = Cutout(length=16, reference_size=32)
+    assert cutout.hole_side(32, 32) == 16 and cutout.hole_side(28, 28) == 14
+    torch.manual_seed(0)
+    filled = [(cutout(torch.full((1, 28, 28), 255, dtype=torch.uint8)) == 0).sum().item() for _ in range(200)]
+    assert max(filled) == 14 * 14 and min(filled) < 14 * 14  # holes at the border are clipped
+
+
+def test_albumentations_views_are_reproducible_and_independent(small_config):
+    def views(seed):
+        setup = build(small_config(dataset="synthetic_gray", recipe="albumentations_affine", method="dlb",
+                                   batch_size=16, train_subset=64, seed=seed))
+        return next(iter(setup.loader.epoch(0)))[0]
+
+    a, b, other = views(1), views(1), views(2)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], a[1]) and not torch.equal(a[0], other[0])
+
+
+def test_recipes_are_found_outside_the_project_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert set(list_recipes()) == set(RECIPES)
+    assert load_recipe("cutout").name == "cutout"
+
+
+def test_recipes_list_and_show(tmp_path, capsys):
+    assert main(["recipes", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in RECIPES)
+    out = tmp_path / "grid.png"
+    assert main(["recipes", "show", "mixup_cutmix", "--dataset", "synthetic_gray", "--out", str(out),
+                 "--samples", "4"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+    assert main(["recipes", "show", "cutout", "--dataset", "synthetic", "--out", str(tmp_path / "no" / "g.png")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+BASE = {"name": "bad", "description": "d", "paper": "p", "ops": [{"op": "pad_crop", "padding": 4}, {"op": "flip"}]}
+
+
+def with_ops(*ops):
+    return {**BASE, "ops": [*BASE["ops"], *ops]}
+
+
+# (id, recipe content, fragments the message must contain besides the file name)
+BAD_RECIPES = [
+    ("unknown op", with_ops({"op": "cutoutt"}), ["ops[2]", "unknown operation 'cutoutt'", "accepted:", "cutout"]),
+    ("unknown argument", with_ops({"op": "cutout", "size": 16}),
+     ["ops[2] (cutout)", "unknown field 'size'", "length (an integer)"]),
+    ("wrong type", with_ops({"op": "cutout", "length": "big"}), ["ops[2] (cutout)", "'length'", "an integer"]),
+    ("out of range", with_ops({"op": "flip", "p": 1.5}), ["ops[2] (flip)", "'p'", "1.5", "[0, 1]"]),
+    ("bad choice", with_ops({"op": "autoaugment", "policy": "cifar100"}),
+     ["ops[2] (autoaugment)", "'policy'", "'cifar10', 'svhn', 'imagenet'"]),
+    ("unknown albumentations transform", with_ops({"op": "albumentations", "transform": "HorizontalFlipp"}),
+     ["ops[2] (albumentations)", "'transform'", "HorizontalFlip"]),
+    ("unknown albumentations argument", with_ops({"op": "albumentations", "transform": "HorizontalFlip",
+                                                  "args": {"q": 1}}),
+     ["ops[2] (albumentations)", "'args.q'", "p"]),
+    ("wrong albumentations value", with_ops({"op": "albumentations", "transform": "CoarseDropout",
+                                             "args": {"num_holes_range": 5}}),
+     ["ops[2] (albumentations)", "'args.num_holes_range'", "CoarseDropout"]),
+    ("op changes the image size", with_ops({"op": "albumentations", "transform": "Resize",
+                                            "args": {"height": 16, "width": 16}}),
+     ["ops turn a 3x32x32", "size"]),
+    ("op entry not a mapping", {**BASE, "ops": ["flip"]}, ["ops[0]", "'op'"]),
+    ("unknown mix field", {**BASE, "mix": {"mixup_alhpa": 1.0}}, ["mix", "unknown field 'mixup_alhpa'", "mixup_alpha"]),
+    ("mix value out of range", {**BASE, "mix": {"mixup_alpha": 1.0, "prob": 2}}, ["mix", "'prob'", "[0, 1]"]),
+    ("mix that mixes nothing", {**BASE, "mix": {"prob": 1.0}}, ["mix", "mixup_alpha > 0 or cutmix_alpha > 0"]),
+    ("bad dlb_mix", {**BASE, "dlb_mix": "both"}, ["'dlb_mix'", "'shared', 'independent', 'clean'"]),
+    ("unknown top-level field", {**BASE, "opps": []}, ["unknown field 'opps'", "accepted: name"]),
+    ("missing field", {k: v for k, v in BASE.items() if k != "paper"}, ["'paper' is missing"]),
+    ("name differs from file", {**BASE, "name": "good"}, ["'name'", "'bad'"]),
+    ("not YAML", "name: bad\nops: [\n", ["not valid YAML", "line"]),
+]
+
+
+@pytest.mark.parametrize("content,fragments", [(c, f) for _, c, f in BAD_RECIPES], ids=[i for i, _, _ in BAD_RECIPES])
+@pytest.mark.parametrize("command", ["train", "show"])
+def test_bad_recipe_exits_2_naming_file_and_field(tmp_path, capsys, content, fragments, command):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+    out = tmp_path / "out"
+    if command == "train":
+        code = main(["train", "--dataset", "synthetic", "--recipe", str(path), "--epochs", "1", "--out", str(out)])
+    else:
+        out.mkdir()
+        code = main(["recipes", "show", str(path), "--dataset", "synthetic", "--out", str(out / "grid.png")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(path) in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_recipe_name_lists_the_known_ones(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--recipe", "cutout16", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "recipe 'cutout16'" in err and "cutout" in err and "mixup" in err
+    assert not out.exists()
+
+
+def test_recipe_spec_is_json_serializable():
+    for name in RECIPES:
+        json.dumps(load_recipe(name).spec)
