@@ -57,7 +57,8 @@ class Setting:
     def title(self) -> str:
         noise = "clean labels" if self.label_noise == "clean" else f"label noise {self.label_noise}"
         prefix = f"{self.experiment}: " if self.experiment else ""
-        return (f"{prefix}{self.dataset} · {noise} · {self.epochs} epochs, budget '{self.budget}' · "
+        epochs = f"{self.epochs} epoch" + ("" if self.epochs == 1 else "s")
+        return (f"{prefix}{self.dataset} · {noise} · {epochs}, budget '{self.budget}' · "
                 f"{self.train_size} training samples")
 
     def to_dict(self) -> dict[str, Any]:

@@ -211,12 +211,16 @@ def compute_svg(table: Table, axis: ComputeAxis, colors: dict[str, str]) -> str:
     xs = [t * unit for t in xs]
     lows = [i.low if i.low is not None else i.mean for _, i, *_ in points]
     highs = [i.high if i.high is not None else i.mean for _, i, *_ in points]
-    ys = nice_ticks(min(lows), max(highs))
+    # Accuracies live in [0, 100]; a wide interval from few seeds must not stretch the axis past that.
+    ys = [t for t in nice_ticks(max(0.0, min(lows)), min(100.0, max(highs))) if 0.0 <= t <= 100.0]
+    if len(ys) < 2:
+        ys = [0.0, 100.0]
 
     def px(value):
         return left + (value - xs[0]) / (xs[-1] - xs[0]) * (width - left - right)
 
     def py(value):
+        value = min(max(value, ys[0]), ys[-1])  # error bars are clipped at the axis ends
         return top + (ys[-1] - value) / (ys[-1] - ys[0]) * (height - top - bottom)
 
     parts = [f'<svg class="scatter" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '

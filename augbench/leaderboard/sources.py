@@ -137,6 +137,15 @@ class OptunaStorageSource:
             if study.user_attrs.get("kind") == KIND_EXPERIMENT and isinstance(study.user_attrs.get("experiment"),
                                                                                dict):
                 loaded.experiments[study.study_name] = study.user_attrs["experiment"]
+        if not _URL.match(spec):
+            # tune writes its resolved experiment beside the default journal (OUT/experiment.yaml).
+            copy = Path(spec).parent / EXPERIMENT_FILE
+            try:
+                name = (yaml.safe_load(copy.read_text()) or {}).get("name") if copy.is_file() else None
+            except (OSError, yaml.YAMLError, AttributeError):
+                name = None  # only a convenience for the provenance; the records stand without it
+            if name in loaded.experiments:
+                loaded.experiment_files[name] = str(copy)
         for record in records:
             origin = f"study {record.get('experiment')}/{record.get('cell')}/final, {record.get('slot', '?')}"
             loaded.add(record, origin, plain_allowed=False)

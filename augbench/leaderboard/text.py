@@ -82,8 +82,8 @@ def protocol_text(tuned: bool) -> str:
     return (f"{selection}; the test set is only reported, never used to select anything. Every number is a mean "
             "over seeds with its 95% Student-t interval and n; a method's gain over CE is paired by seed on the "
             "same backbone, recipe and setting, and is marked (▲ better, ▼ worse) only when its interval excludes "
-            "zero. Runs of different data sets, label noise, budgets, epochs or training-set sizes are never "
-            "pooled: each such setting has its own table. Cells with failed or missing runs are marked "
+            "zero. Runs of different experiments, data sets, label noise, budgets, epochs or training-set sizes are "
+            "never pooled: each such setting has its own table. Cells with failed or missing runs are marked "
             "incomplete, and each cell's entry lists them.")
 
 

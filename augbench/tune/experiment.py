@@ -384,6 +384,7 @@ def load_experiment(path: str | Path) -> Experiment:
 
 
 def parse_experiment(data: Any, source: str) -> Experiment:
+    from augbench.augment.recipe import load_recipe
     from augbench.data import list_datasets
     from augbench.methods import METHODS
 
@@ -408,6 +409,10 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     for i, recipe in enumerate(recipes):
         if not isinstance(recipe, str) or not recipe:
             top.fail(f"recipes[{i}]", recipe, "a recipe name or a path to a recipe YAML file")
+        try:
+            load_recipe(recipe)
+        except UsageError as err:
+            raise UsageError(f"{source}: field recipes[{i}]: {err}") from None
     methods = top.names("methods", accepted=", ".join(sorted(METHODS)))
     for i, method in enumerate(methods):
         if method not in METHODS:
@@ -611,4 +616,10 @@ def preflight(experiment: Experiment, data_root: str | None = None) -> None:
         try:
             build(config, data_root=data_root, device="cpu")
         except UsageError as err:
+            flag = re.match(r"--([a-z-]+)", str(err))
+            name = flag.group(1).replace("-", "_") if flag else None
+            if name in ("dataset", "train_subset", "val_fraction", "epochs", "budget"):
+                where = name
+            elif name in experiment.fixed:
+                where = f"fixed.{name}"
             raise UsageError(f"{experiment.source}: field {where}: {err}") from None

@@ -184,11 +184,11 @@ class Worker:
             extra["planned_seeds"] = list(self.exp.final_seeds)
         trial.set_user_attr("run_dir", str(run_dir))
         callbacks: list[Callback] = [ResumeNote(trial, run_dir)]
-        if phase == "search":
-            callbacks.append(PruningCallback(trial, run_dir, self.exp.pruner.type))
         wandb = self._wandb(run_dir, cell, phase, slot, trial.number, extra) if self.use_wandb else None
         if wandb is not None:
-            callbacks.append(wandb)
+            callbacks.append(wandb)  # before pruning, so that the epoch that prunes is logged too
+        if phase == "search":
+            callbacks.append(PruningCallback(trial, run_dir, self.exp.pruner.type))
         self.log(f"{prefix} trial {trial.number}: seed {seed}" + (f", {params}" if params else ""))
         try:
             record = train(config, run_dir, data_root=self.data_root, device=self.device,
