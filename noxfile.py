@@ -23,6 +23,13 @@ def tests(session):
     _install(session)
     env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "WANDB_MODE": "offline",
            "WANDB_SILENT": "true"}
+    # A throwaway PostgreSQL server on 127.0.0.1 for the multi-worker tests; the tests never assume one exists.
+    started = session.run("bash", "scripts/start-postgres.sh", external=True, silent=True) or ""
+    prefix = "export AUGBENCH_TEST_POSTGRES_URL="
+    urls = [line[len(prefix):] for line in started.splitlines() if line.startswith(prefix)]
+    if not urls:
+        session.error(f"scripts/start-postgres.sh did not start PostgreSQL:\n{started}")
+    env["AUGBENCH_TEST_POSTGRES_URL"] = urls[0]
     session.run("pytest", "-q", *session.posargs, env=env)
 
 
@@ -38,9 +45,9 @@ def quickstart(session):
     session.run("bash", "scripts/setup-system.sh", external=True)
     _install(session, extra=None)
     out = "runs/quickstart"
-    for method in ("ce", "dlb"):
-        session.run("augbench", "train", "--dataset", "fashion_mnist", "--train-subset", "10000", "--epochs", "3",
-                    "--method", method, "--out", f"{out}/{method}", env={"WANDB_MODE": "offline"})
+    # CE and DLB x three recipes x two seeds; rerunning resumes and trains only what is missing.
+    session.run("augbench", "tune", "recipes/experiments/quickstart.yaml", "--out", out,
+                env={"WANDB_MODE": os.environ.get("WANDB_MODE", "offline")})
     # The quick start ends with the experiment's leaderboard (the published one in leaderboard/ is built the same way).
     session.run("augbench", "leaderboard", "build", "--from", out, "--out", f"{out}/leaderboard")
     session.log(f"open {out}/leaderboard/index.html (or read {out}/leaderboard/README.md)")
@@ -61,3 +68,11 @@ def recipe_throughput(session):
     session.run("bash", "scripts/setup-system.sh", external=True)
     _install(session, extra=None)
     session.run("python", "scripts/recipe_throughput.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def pruning_savings(session):
+    """The same small Fashion-MNIST search with and without its pruner: epochs trained in each."""
+    session.run("bash", "scripts/setup-system.sh", external=True)
+    _install(session, extra=None)
+    session.run("python", "scripts/pruning_savings.py", *session.posargs, env={"WANDB_MODE": "disabled"})

@@ -58,8 +58,7 @@ class DLB(Method):
 
     def __init__(self, num_classes: int, **args: Any):
         super().__init__(num_classes, **args)
-        if self.temperature <= 0:
-            raise ValueError("dlb: temperature must be > 0")
+        self.check_arg("temperature", self.temperature > 0, "> 0")
         self.replay_images: torch.Tensor | None = None
         self.replay_labels: torch.Tensor | None = None
         self.replay_mix: Any = None

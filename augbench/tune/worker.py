@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import shutil
 import time
 import traceback
@@ -69,6 +70,12 @@ class Worker:
         self.poll = poll_seconds or min(5.0, experiment.heartbeat_interval)
         self.cells = {cell.id: cell for cell in experiment.cells()}
         self.trained = 0
+        self.mp_context = None
+        if use_wandb and experiment.loader_workers:
+            # W&B's threads must not be forked into DataLoader workers; a forkserver that has imported the data
+            # pipeline once starts each epoch's workers in a fraction of a second instead of seconds.
+            multiprocessing.set_forkserver_preload(["augbench.data.loader", "augbench.augment"])
+            self.mp_context = "forkserver"
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -193,7 +200,7 @@ class Worker:
         try:
             record = train(config, run_dir, data_root=self.data_root, device=self.device,
                            num_workers=self.exp.loader_workers,
-                           mp_context="forkserver" if wandb is not None and self.exp.loader_workers else None,
+                           mp_context=self.mp_context,
                            callbacks=callbacks, progress=False, log=lambda line: self.log(f"{prefix} {line}"),
                            command=reproduce, extra_record=extra)
         except KeyboardInterrupt:
