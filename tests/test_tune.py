@@ -1,6 +1,7 @@
 """The experiment runner end to end: real Optuna storages (journal file, PostgreSQL), real worker processes,
 real W&B offline runs read back with W&B's own reader, real optuna-dashboard."""
 
+import functools
 import json
 import os
 import shlex
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from augbench.cli import main
+from augbench.tune.experiment import PARAM_TYPES, PRUNERS
 from augbench.tune.storage import all_records, final_records, open_storage, redact_url, scrub
 
 TINY = {
@@ -57,9 +59,15 @@ def env_for_subprocess(**extra) -> dict:
     return env
 
 
+@functools.cache
+def opened(storage_name: str):
+    """One connection pool per storage for the polling loops below (a journal re-reads its file on each query)."""
+    return open_storage(storage_name, must_exist=True)
+
+
 def trials_by_slot(storage_name: str, experiment: str = "tiny"):
     """{(cell, phase, slot): [(trial number, state name, user attrs), ...]} straight from the storage."""
-    storage = open_storage(storage_name, must_exist=True)
+    storage = opened(storage_name)
     slots = {}
     for study in storage.get_all_studies():
         attrs = study.user_attrs
@@ -151,7 +159,7 @@ def test_bad_experiment_files_exit_2_and_write_nothing(tmp_path, capsys, command
     err = capsys.readouterr().err
     assert code == 2, err
     assert str(path) in err and expected in err, err
-    assert any(word in err for word in ("accepted", "expected", "missing", "must be")), err
+    assert any(word in err for word in ("accepted", "accepts", "expected", "missing", "must be")), err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no out folder, no journal, no lock file
 
 
@@ -305,7 +313,7 @@ def running_with_checkpoint(storage_name: str, out: Path, experiment: str = "tin
 
 
 def test_interrupted_tune_resumes_and_does_only_what_was_missing(tmp_path, capsys):
-    path = write_experiment(tmp_path, epochs=3, methods=["ce"], search={}, final={"seeds": [0, 1, 2]})
+    path = write_experiment(tmp_path, epochs=4, methods=["ce"], search={}, final={"seeds": [0, 1, 2]})
     expected = expected_slots(searched=False, seeds=(0, 1, 2))
     out = tmp_path / "out"
     journal = str(out / "optuna.journal")
@@ -338,7 +346,7 @@ def test_interrupted_tune_resumes_and_does_only_what_was_missing(tmp_path, capsy
     retry = after[interrupted][-1][2]
     assert retry["resumed_from_epoch"] >= 1 and retry["retry_of"] == before[interrupted][-1][0]
     metrics = (out / interrupted[1] / interrupted[0] / interrupted[2] / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(m)["epoch"] for m in metrics] == [1, 2, 3]
+    assert [json.loads(m)["epoch"] for m in metrics] == [1, 2, 3, 4]
 
 
 # -- PostgreSQL: several workers, a killed worker ------------------------------------------------
@@ -398,7 +406,7 @@ def test_two_postgres_workers_fill_every_slot_exactly_once_and_never_leak_the_pa
 
 
 def test_worker_killed_mid_trial_is_detected_by_heartbeat_and_its_trial_resumes(tmp_path, postgres_url):
-    path = write_experiment(tmp_path, epochs=3, methods=["ce"], search={})
+    path = write_experiment(tmp_path, epochs=4, methods=["ce"], search={})
     expected = expected_slots(searched=False)
     out = tmp_path / "out"
     doomed = start_worker(path, out, postgres_url, "doomed", AUGBENCH_HOST_ID="machine-a")
@@ -416,7 +424,7 @@ def test_worker_killed_mid_trial_is_detected_by_heartbeat_and_its_trial_resumes(
     assert states == ["FAIL", "COMPLETE"], states
     assert after[killed][-1][2]["resumed_from_epoch"] >= 1
     metrics = (out / killed[1] / killed[0] / killed[2] / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(m)["epoch"] for m in metrics] == [1, 2, 3]
+    assert [json.loads(m)["epoch"] for m in metrics] == [1, 2, 3, 4]
     # No duplicate final runs: one record and one run folder per final seed.
     finals = final_records(postgres_url, "tiny")
     assert sorted((r["cell"], r["seed"]) for r in finals) == [(PLAIN_CELL, 0), (PLAIN_CELL, 1)]
@@ -460,3 +468,41 @@ def test_unreachable_storage_is_a_usage_error_without_the_password(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and "postgresql://bench:***@127.0.0.1:1/none" in err and "hunter2" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", sorted(PRUNERS))
+def test_every_registered_pruner_loads_and_builds(tmp_path, name):
+    import optuna
+
+    from augbench.tune.experiment import load_experiment
+
+    path = write_experiment(tmp_path, search={**TINY["search"], "pruner": name})
+    experiment = load_experiment(path)
+    assert experiment.pruner.type == name
+    assert isinstance(experiment.pruner.build(), optuna.pruners.BasePruner)
+    assert load_experiment(path).definition_hash() == experiment.definition_hash()
+
+
+PARAM_SPECS = {"float": {"type": "float", "low": 0.01, "high": 0.2, "log": True},
+               "int": {"type": "int", "low": 32, "high": 128, "step": 32},
+               "categorical": {"type": "categorical", "choices": [32, 64]}}
+
+
+@pytest.mark.parametrize("kind", sorted(PARAM_TYPES))
+def test_every_parameter_type_suggests_inside_its_space(tmp_path, kind):
+    import optuna
+
+    from augbench.tune.experiment import load_experiment
+
+    name = "lr" if kind == "float" else "batch_size"
+    space = {"ce": {name: PARAM_SPECS[kind]}}
+    experiment = load_experiment(write_experiment(tmp_path, search={"trials": 2, "space": space}))
+    param = experiment.space_for("ce")[name]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        value = param.suggest(study.ask())
+        if kind == "categorical":
+            assert value in (32, 64)
+        else:
+            assert param.low <= value <= param.high
+            assert kind == "float" or value % 32 == 0

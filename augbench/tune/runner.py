@@ -9,10 +9,12 @@ trial resumes from its run folder's checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -44,13 +46,19 @@ def _open(experiment: Experiment, storage_name: str):
     return open_storage(storage_name, heartbeat=(experiment.heartbeat_interval, experiment.heartbeat_grace))
 
 
-def _interrupt_on_sigterm() -> None:
+@contextlib.contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM (a scheduler's or `kill`'s stop) ends the work like Ctrl-C: the running trial is handed back."""
     from augbench.tune.worker import Interrupted
 
     def handler(signum, frame):
         raise Interrupted()
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _prepare(experiment_path: str, out: str | None, storage: str | None, data_root: str | None):
@@ -72,7 +80,10 @@ def _start(experiment: Experiment, out_dir: Path, storage_name: str):
     storage = _open(experiment, storage_name)
     plan(storage, experiment, storage_name)  # refuses another definition under the same name
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / EXPERIMENT_COPY).write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    # Atomic, since workers sharing this folder all write it.
+    copy = out_dir / f"{EXPERIMENT_COPY}.{os.getpid()}.tmp"
+    copy.write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    copy.replace(out_dir / EXPERIMENT_COPY)
     return storage
 
 
@@ -83,10 +94,11 @@ def tune(experiment_path: str, *, out: str | None = None, storage: str | None = 
     print(f"experiment {experiment.name}: {len(experiment.cells())} cells -> {out_dir} "
           f"(storage {redact_url(storage_name)})")
     print(summary_line(storage_obj, experiment))
-    if workers == 1:
-        _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root)
-    else:
-        _spawn_workers(experiment_path, out_dir, storage_name, workers, use_wandb, device, data_root)
+    with _interrupt_on_sigterm():
+        if workers == 1:
+            _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root)
+        else:
+            _spawn_workers(experiment_path, out_dir, storage_name, workers, use_wandb, device, data_root)
     return print_status(storage_obj, experiment, storage_name)
 
 
@@ -94,7 +106,8 @@ def work(experiment_path: str, *, out: str | None = None, storage: str | None = 
          device: str = "auto", data_root: str | None = None, name: str | None = None) -> int:
     experiment, out_dir, storage_name = _prepare(experiment_path, out, storage, data_root)
     storage_obj = _start(experiment, out_dir, storage_name)
-    _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root, name)
+    with _interrupt_on_sigterm():
+        _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root, name)
     cells = [read_cell(storage_obj, experiment, c, study_ids(storage_obj)) for c in experiment.cells()]
     return 1 if any(_failed(c) for c in cells) else 0
 
@@ -102,7 +115,6 @@ def work(experiment_path: str, *, out: str | None = None, storage: str | None = 
 def _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root, name=None) -> None:
     from augbench.tune.worker import Worker
 
-    _interrupt_on_sigterm()
     label = f"[{name}] " if name else ""
     worker = Worker(experiment, storage_obj, storage_name, out_dir, use_wandb=use_wandb, device=device,
                     data_root=data_root, log=lambda line: print(f"{label}{line}", flush=True))
@@ -123,8 +135,12 @@ def _spawn_workers(experiment_path, out_dir, storage_name, workers, use_wandb, d
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:
-        for p in procs:  # the terminal sent SIGINT to them too; make sure, then wait for their hand-back
-            if p.poll() is None:
+        # A terminal's Ctrl-C reached the workers too: give them time to hand their trials back before telling
+        # those that did not get it (a SIGTERM to this process, say).
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 p.send_signal(signal.SIGINT)
         for p in procs:
             p.wait()

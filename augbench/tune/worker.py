@@ -156,7 +156,11 @@ class Worker:
         trial = optuna.Trial(study, trial_id)
         prefix = f"[{cell.id} {phase} {slot}]"
         with Heartbeat(self.storage, trial_id, self.exp.heartbeat_interval) as heartbeat:
-            outcome = self._train(study, trial, cell, phase, slot, seed, prefix)
+            try:
+                outcome = self._train(study, trial, cell, phase, slot, seed, prefix)
+            except Exception as err:  # before training started (parameters, run folder): still this trial's failure
+                self.log(f"{prefix} failed:\n{scrub(traceback.format_exc(), self.storage_name)}")
+                outcome = self._failure(f"{type(err).__name__}: {err}", True, None)
             if heartbeat.lost:
                 self.log(f"{prefix} trial {trial.number} was declared lost by another worker while it ran; "
                          "its retry will reuse this run folder")
