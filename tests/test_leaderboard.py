@@ -217,6 +217,24 @@ def test_tables_gains_and_provenance_in_every_output(tmp_path):
     assert "+1.10▲" in page  # the heatmap cell of a significant gain
 
 
+@pytest.mark.parametrize("searched_methods,expected", [
+    ({"ce", "dlb"}, "tuned per cell on a validation split"),
+    ({"dlb"}, "for the cells whose method had a search space"),
+    (set(), "Nothing was tuned"),
+])
+def test_protocol_text_says_whether_anything_was_searched(tmp_path, searched_methods, expected):
+    records = standard_records()
+    for record in records:
+        record["tuned_params"] = {"lr": 0.05} if record["method"] in searched_methods else {}
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    for page in ("README.md", "index.html"):
+        text = (out / page).read_text()
+        assert expected in text
+        assert ("tuned per cell" in text) == (searched_methods == {"ce", "dlb"})
+
+
 def test_rebuild_replaces_stale_entries_and_keeps_other_files(tmp_path, capsys):
     out = tmp_path / "board"
     first = write_records(tmp_path / "a", standard_records() + standard_records(recipe="cutout"))
@@ -415,7 +433,7 @@ def test_build_from_real_run_folders(tmp_path, capsys):
     assert entry["runs"][1]["reproduce"] == "augbench train --dataset synthetic --method dlb --seed 1"
     assert entry["provenance"]["versions"][0]["torch"]
     readme = (out / "README.md").read_text()
-    assert "plain augbench train runs" in readme and "no tuning" in readme
+    assert "plain augbench train runs" in readme and "Nothing was tuned" in readme
 
 
 # -- the page in a real browser --------------------------------------------------------------------

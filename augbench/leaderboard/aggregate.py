@@ -239,7 +239,7 @@ class Leaderboard:
             "source_kind": self.loaded.kind,
             "build_command": self.build_command,
             "metric": self.metric,
-            "tuned": any(r.get("phase") == "final" for r in records),
+            "tuned": tuning_state(records),
             "runs": len(records),
             "experiments": names,
             "experiment_commands": [experiment_command(name, self.loaded.experiment_files.get(name))
@@ -254,6 +254,17 @@ class Leaderboard:
             "train_seconds": math.fsum(_metric(r, "train_seconds") or 0.0 for r in records),
             "notes": list(self.loaded.notes),
         }
+
+
+def tuning_state(records: list[dict[str, Any]]) -> str:
+    """``all``, ``some`` or ``none``: how many cells' final runs used parameters chosen by a search."""
+    searched = {}
+    for r in records:
+        key = (r.get("experiment"), r.get("cell") or (r.get("model"), r.get("recipe"), r.get("method")))
+        searched[key] = searched.get(key, False) or bool(r.get("tuned_params"))
+    if searched and all(searched.values()):
+        return "all"
+    return "some" if any(searched.values()) else "none"
 
 
 def natural_key(name: str) -> list:

@@ -75,10 +75,21 @@ def provenance_items(provenance: dict) -> list[tuple[str, list[str], bool]]:
     return [(label, values, code) for label, values, code in items if values]
 
 
-def protocol_text(tuned: bool) -> str:
-    """What the numbers mean and how they were made, for the top of every page."""
-    selection = ("Hyperparameters were tuned per cell on a validation split held out from the training set"
-                 if tuned else "Hyperparameters are the ones each run was given (no tuning)")
+SELECTION_TEXT = {
+    "all": "Hyperparameters were tuned per cell on a validation split held out from the training set",
+    "some": "Hyperparameters were tuned on a validation split held out from the training set for the cells "
+            "whose method had a search space; the other cells used the fixed hyperparameters they were given",
+    "none": "Nothing was tuned: every run used the fixed hyperparameters it was given (see each cell's entry)",
+}
+
+
+def protocol_text(tuned: str) -> str:
+    """What the numbers mean and how they were made, for the top of every page.
+
+    Args:
+        tuned: ``all``, ``some`` or ``none`` of the cells used searched hyperparameters.
+    """
+    selection = SELECTION_TEXT[tuned]
     return (f"{selection}; the test set is only reported, never used to select anything. Every number is a mean "
             "over seeds with its 95% Student-t interval and n; a method's gain over CE is paired by seed on the "
             "same backbone, recipe and setting, and is marked (▲ better, ▼ worse) only when its interval excludes "
