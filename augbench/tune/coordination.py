@@ -43,15 +43,16 @@ def _lock_key(name: str) -> int:
 
 
 @contextlib.contextmanager
-def _postgres_lock(storage, name: str) -> Iterator[None]:
+def _session_lock(storage, acquire: str, release: str, params: dict) -> Iterator[None]:
+    """A database session-level lock, held while the block runs."""
     import sqlalchemy
 
     conn = sql_engine(storage).connect()
     try:
-        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _lock_key(name)})
+        conn.execute(sqlalchemy.text(acquire), params)
         conn.commit()
         yield
-        conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _lock_key(name)})
+        conn.execute(sqlalchemy.text(release), params)
         conn.commit()
     except BaseException:
         # Closing the session for good is what releases a session-level lock on every path.
@@ -61,21 +62,14 @@ def _postgres_lock(storage, name: str) -> Iterator[None]:
         conn.close()
 
 
-@contextlib.contextmanager
-def _mysql_lock(storage, name: str) -> Iterator[None]:
-    import sqlalchemy
+def _postgres_lock(storage, name: str):
+    return _session_lock(storage, "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
+                         {"key": _lock_key(name)})
 
-    lock_name = f"augbench:{hashlib.sha256(name.encode()).hexdigest()[:40]}"
-    conn = sql_engine(storage).connect()
-    try:
-        conn.execute(sqlalchemy.text("SELECT GET_LOCK(:name, -1)"), {"name": lock_name})
-        yield
-        conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:name)"), {"name": lock_name})
-    except BaseException:
-        conn.invalidate()
-        raise
-    finally:
-        conn.close()
+
+def _mysql_lock(storage, name: str):
+    return _session_lock(storage, "SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)",
+                         {"name": f"augbench:{hashlib.sha256(name.encode()).hexdigest()[:40]}"})
 
 
 @contextlib.contextmanager
