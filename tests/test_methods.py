@@ -68,22 +68,25 @@ def test_lsr_matches_reference():
     assert out.forward_samples == 8
 
 
-def test_tfkd_reg_matches_reference_and_official_form():
+@pytest.mark.parametrize("multiplier", [100.0, 50.0])
+def test_tfkd_reg_matches_reference_and_official_form(multiplier):
     logits, labels = fixed_logits()
     a, t, alpha = 0.9, 20.0, 0.3
-    method = create_method("tfkd_reg", K, {"correct_prob": a, "temperature": t, "alpha": alpha})
+    method = create_method("tfkd_reg", K, {"correct_prob": a, "temperature": t, "alpha": alpha,
+                                           "multiplier": multiplier})
     out = run_step(method, LogitTable(logits), torch.arange(8), labels)
     designed = torch.full((8, K), (1 - a) / (K - 1), dtype=torch.float64)
     for i, y in enumerate(labels.tolist()):
         designed[i, y] = a
     teacher = torch.softmax(designed / t, 1)
     kl = kl_rows(teacher, torch.softmax(logits.double(), 1)).mean()
-    expected = (1 - alpha) * F.cross_entropy(logits.double(), labels) + alpha * kl
+    expected = (1 - alpha) * F.cross_entropy(logits.double(), labels) + alpha * kl * multiplier / K
     assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    # The official code: KLDivLoss()'s element mean (sum / (n * K)) times multiplier; multiplier = K gives ours.
-    element_mean = F.kl_div(F.log_softmax(logits, 1), F.softmax(designed.float() / t, 1), reduction="sum") / (8 * K)
-    official = element_mean * K
+    # The official code, written as it is: nn.KLDivLoss()'s element mean (sum / (n * K)) times multiplier.
+    # With K = 5 classes this differs from the per-sample KL by the factor multiplier / K (20 or 10).
+    official = F.kl_div(F.log_softmax(logits, 1), F.softmax(designed.float() / t, 1), reduction="mean") * multiplier
     assert out.parts["reg"] == pytest.approx(official.item(), rel=1e-5)
+    assert out.parts["reg"] != pytest.approx(kl.item(), rel=1e-2)
 
 
 def test_cskd_matches_reference():
@@ -232,7 +235,7 @@ def test_lsr_and_tfkd_reg_transform_the_mixed_target():
     a, t, alpha = 0.99, 20.0, 0.1
     tfkd = create_method("tfkd_reg", K).step(model, batch)
     designed = mixed(a * F.one_hot(labels, K).float() + (1 - a) / (K - 1) * (1 - F.one_hot(labels, K).float()))
-    kl = kl_rows(torch.softmax(designed / t, 1), torch.softmax(logits, 1)).mean()
+    kl = kl_rows(torch.softmax(designed / t, 1), torch.softmax(logits, 1)).mean() * 100.0 / K  # multiplier 100
     assert tfkd.loss.item() == pytest.approx(((1 - alpha) * soft_ce(logits, target) + alpha * kl).item(), rel=1e-5)
 
 

@@ -28,9 +28,11 @@ With batch mixing (Mixup/CutMix) anchors and partners are mixed
 one (same partner permutation, lambda and CutMix box). Since anchor i and
 partner i share a class, anchor i mixed with anchor j and partner i mixed
 with partner j are two images of the same class mixture in the same
-proportions, so the KL still compares predictions that should agree, as
-CS-KD intends; the CE term uses the mixed target. Leaving the pair unmixed
-would need one more forward of the anchors.
+proportions, so the KL still compares predictions that should agree; the CE
+term uses the mixed target. Leaving the pair unmixed would need one more
+forward of the anchors. The official code trains without batch mixing
+(``train.py`` has no Mixup or CutMix), so this combination is augbench's
+design, not a reproduction.
 """
 
 from __future__ import annotations

@@ -31,9 +31,10 @@ With batch mixing (Mixup/CutMix) the soft targets ``q_t`` of the batch are
 mixed with the batch's mixing, i.e. ``(1 - alpha_t) * mix(y) + alpha_t *
 mix(p_{t-1})`` with the same partners and lambda (target mixing is linear).
 The prediction stored for sample i is the one for the image at its position,
-which is the mixed image whose anchor is i: what the official training loop
-records when its inputs are mixed. Recording clean predictions instead would
-need one more forward per sample.
+the mixed image whose anchor is i; recording clean predictions instead would
+need one more forward per sample. The official code trains without batch
+mixing (``main.py`` has no Mixup or CutMix), so this combination is augbench's
+design, not a reproduction.
 """
 
 from __future__ import annotations
