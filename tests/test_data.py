@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-import augbench.data.datasets as dsmod
+import augbench.data.cache as cachemod
+import augbench.data.fashion_mnist as fmnistmod
 from augbench.data import (
     DATASETS,
     ImageDataset,
@@ -37,8 +38,9 @@ def no_default_data(tmp_path, monkeypatch):
     """Point every default search place at empty folders."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setattr(dsmod, "FASHION_MNIST_SYSTEM_DIR", str(empty / "system"))
-    monkeypatch.setattr(dsmod, "CACHE_DIR", str(empty / "cache"))
+    monkeypatch.setattr(fmnistmod, "FASHION_MNIST_SYSTEM_DIR", str(empty / "system"))
+    monkeypatch.setattr(cachemod, "CACHE_DIR", str(empty / "cache"))
+    monkeypatch.delenv("AUGBENCH_CACHE", raising=False)
     monkeypatch.setenv("AUGBENCH_DATA", str(empty / "env"))
     return empty
 
@@ -59,7 +61,7 @@ def test_registry_and_unknown_name():
 
 
 @pytest.mark.skipif(
-    not Path(dsmod.FASHION_MNIST_SYSTEM_DIR).is_dir(), reason="dataset-fashion-mnist is not installed"
+    not Path(fmnistmod.FASHION_MNIST_SYSTEM_DIR).is_dir(), reason="dataset-fashion-mnist is not installed"
 )
 def test_fashion_mnist_system_copy(monkeypatch):
     monkeypatch.delenv("AUGBENCH_DATA", raising=False)
@@ -76,7 +78,7 @@ def test_fashion_mnist_system_copy(monkeypatch):
     counts = torch.bincount(ds.train_labels, minlength=10)
     assert counts.min() >= 5000 and counts.max() <= 7000
     assert 0.2 < ds.mean[0] < 0.4 and 0.25 < ds.std[0] < 0.45  # published: 0.286, 0.353
-    assert ds.source == str(Path(dsmod.FASHION_MNIST_SYSTEM_DIR).resolve())
+    assert ds.source == str(Path(fmnistmod.FASHION_MNIST_SYSTEM_DIR).resolve())
     # The second load comes from the in-process cache, and is a separate copy.
     ds.train_images[0].zero_()
     again = load_dataset("fashion_mnist")

@@ -1,8 +1,22 @@
-"""The training loader: batches of ``(views, labels, index)`` from uint8 tensors in memory.
+"""The training loader: batches of ``(views, labels, index)``, normalised, on the training device.
 
-Each sample gets ``num_views`` independently augmented views. Augmentation of
-batch b in epoch e is seeded from (seed, e, b) alone, so the views are the
-same with 0 or N worker processes and after a resume.
+Each sample gets ``num_views`` independently augmented views. The recipe's
+pipeline is split in two (``augbench.augment.pipeline``):
+
+- the *loader stage* (present only when the recipe has sample ops such as
+  torchvision's policies or Albumentations) runs on the host, in persistent
+  DataLoader worker processes when ``num_workers > 0``, with pinned memory
+  when the device is an accelerator;
+- the *device stage* (batch ops: crop, flip, Cutout, random erasing) runs on
+  the training device, followed by normalisation (in bf16 under ``--bf16``).
+
+When there is no loader stage the whole training set is held on the device
+as uint8 and a batch is one gather: no host work per step at all.
+
+Reproducibility: batch b of epoch e is augmented from seeds derived from
+(seed, e, b) alone (the global generators for sample ops, one host generator
+for batch ops in the loader stage, one device generator for the device
+stage), so the views are the same with 0 or N workers and after a resume.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from augbench.augment.pipeline import SamplePipeline, normalize
+from augbench.augment.pipeline import Pipeline, normalize
 from augbench.data.samplers import SAMPLERS
 
 
@@ -27,78 +41,128 @@ def _mix_seed(*parts: int) -> int:
     return x & 0x7FFFFFFFFFFFFFFF
 
 
-class _EpochBatches(Dataset):
-    """Item b is batch b of one epoch, augmented under its own seed."""
+#: Salts that keep the streams of one batch apart.
+_SHUFFLE, _LOADER_BATCH_OPS, _DEVICE_OPS = 0xBA7C4, 0x10AD, 0xDE71CE
 
-    def __init__(self, images, labels, index, batches, pipeline, num_views, mean, std, seed, epoch):
-        self.images, self.labels, self.index = images, labels, index
-        self.batches, self.pipeline, self.num_views = batches, pipeline, num_views
-        self.mean, self.std = mean, std
-        self.seed, self.epoch = seed, epoch
 
-    def __len__(self) -> int:
-        return len(self.batches)
+class _LoaderStage(Dataset):
+    """Item ``(epoch, b, positions)``: the uint8 views of batch b after the loader stage."""
 
-    def __getitem__(self, b: int):
-        positions = self.batches[b]
-        seed = _mix_seed(self.seed, self.epoch, b)
+    def __init__(self, images: torch.Tensor, pipeline: Pipeline, num_views: int, seed: int):
+        self.images, self.pipeline, self.num_views, self.seed = images, pipeline, num_views, seed
+
+    def __len__(self) -> int:  # items are addressed by key, not by position
+        return 0
+
+    def __getitem__(self, key) -> list[torch.Tensor]:
+        epoch, b, positions = key
+        seed = _mix_seed(self.seed, epoch, b)
+        generator = torch.Generator().manual_seed(_mix_seed(seed, _LOADER_BATCH_OPS))
         py_state, np_state = random.getstate(), np.random.get_state()
         random.seed(seed)
         np.random.seed(seed % 2**32)
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                views = []
-                for _ in range(self.num_views):
-                    stacked = torch.stack([self.pipeline(self.images[p]) for p in positions.tolist()])
-                    views.append(normalize(stacked, self.mean, self.std))
+                raw = self.images[positions]
+                return [self.pipeline.run_loader_stage(raw, generator) for _ in range(self.num_views)]
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
-        return views, self.labels[positions], self.index[positions]
+
+
+class _EpochKeys:
+    """The DataLoader's sampler: the keys of the current epoch (set before each epoch is iterated)."""
+
+    def __init__(self):
+        self.keys: list = []
+
+    def __iter__(self):
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 class TrainLoader:
-    """Augmented batches of the training samples, one epoch at a time.
+    """Augmented, normalised batches of the training samples on ``device``, one epoch at a time.
 
     Args:
         images: uint8 ``[N, C, H, W]`` of the whole training pool.
         labels: int64 ``[N]`` labels (possibly noisy).
         index: int64 ``[N]`` ids reported with each sample (positions in the train split).
-        pipeline: per-sample augmentation.
+        pipeline: the recipe's operations.
         num_views: views per sample.
         batch_size: samples per batch.
         mean, std: per-channel normalization in [0, 1] units.
         seed: run seed; shuffling and augmentation derive from it.
         sampler: name of a registered batch sampler.
-        num_workers: DataLoader worker processes (0: in this process).
+        num_workers: DataLoader worker processes for the loader stage (0: in this process).
         mp_context: start method for workers (``forkserver`` when W&B is on).
+        device: the training device; batches arrive there.
+        dtype: dtype of the normalised views (``torch.bfloat16`` under ``--bf16``).
+        channels_last: views in channels-last memory format.
     """
 
-    def __init__(self, images, labels, index, pipeline: SamplePipeline, num_views: int, batch_size: int,
+    def __init__(self, images, labels, index, pipeline: Pipeline, num_views: int, batch_size: int,
                  mean, std, seed: int, sampler: str = "shuffle", num_workers: int = 0,
-                 mp_context: str | None = None):
+                 mp_context: str | None = None, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False):
+        self.device = torch.device(device)
         self.images, self.labels, self.index = images, labels, index
         self.pipeline, self.num_views, self.batch_size = pipeline, num_views, batch_size
-        self.mean = torch.tensor(mean, dtype=torch.float32)
-        self.std = torch.tensor(std, dtype=torch.float32)
         self.seed, self.sampler = seed, SAMPLERS[sampler]
         self.num_workers, self.mp_context = num_workers, mp_context
+        self.dtype, self.channels_last = dtype, channels_last
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device)
+        self.device_labels, self.device_index = labels.to(self.device), index.to(self.device)
+        # Without sample ops the images live on the device; otherwise the loader stage reads them on the host.
+        self.device_images = None if pipeline.needs_loader else images.to(self.device)
+        self._stage = _LoaderStage(images, pipeline, num_views, seed) if pipeline.needs_loader else None
+        self._keys = _EpochKeys()
+        self._dataloader: DataLoader | None = None
+        self._generator = torch.Generator(device=self.device)
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
-        generator = torch.Generator().manual_seed(_mix_seed(self.seed, epoch, 0xBA7C4))
+        generator = torch.Generator().manual_seed(_mix_seed(self.seed, epoch, _SHUFFLE))
         return self.sampler(self.labels, self.batch_size, generator)
 
     def __len__(self) -> int:
         return len(self.batches(0))
 
-    def epoch(self, epoch: int) -> Iterator[tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]]:
-        dataset = _EpochBatches(self.images, self.labels, self.index, self.batches(epoch), self.pipeline,
-                                self.num_views, self.mean, self.std, self.seed, epoch)
+    def _loader_views(self, epoch: int, batches: list[torch.Tensor]) -> Iterator[list[torch.Tensor]]:
+        """uint8 views of each batch after the loader stage, on the host (pinned for an accelerator)."""
+        keys = [(epoch, b, positions) for b, positions in enumerate(batches)]
         if self.num_workers == 0:
-            for b in range(len(dataset)):
-                yield dataset[b]
-            return
-        loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.num_workers,
-                            multiprocessing_context=self.mp_context, prefetch_factor=4)
-        yield from loader
+            return (self._stage[key] for key in keys)
+        if self._dataloader is None:
+            self._dataloader = DataLoader(
+                self._stage, batch_size=None, sampler=self._keys, num_workers=self.num_workers,
+                multiprocessing_context=self.mp_context, prefetch_factor=4, persistent_workers=True,
+                pin_memory=self.device.type == "cuda")
+        self._keys.keys = keys
+        return iter(self._dataloader)
+
+    def _finish(self, images: torch.Tensor) -> torch.Tensor:
+        """Device stage, then normalisation, on the device."""
+        images = self.pipeline.run_device_stage(images, self._generator)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return normalize(images, self.mean, self.std, self.dtype)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]]:
+        batches = self.batches(epoch)
+        # One copy of the epoch's order to the device, instead of one per step.
+        sizes = [len(p) for p in batches]
+        order = torch.cat(batches).to(self.device, non_blocking=True) if batches else torch.zeros(0)
+        device_positions = order.split(sizes)
+        loaded = self._loader_views(epoch, batches) if self._stage is not None else None
+        for b, positions in enumerate(device_positions):
+            self._generator.manual_seed(_mix_seed(self.seed, epoch, b, _DEVICE_OPS))
+            if loaded is not None:
+                raw = [v.to(self.device, non_blocking=True) for v in next(loaded)]
+            else:
+                raw = [self.device_images.index_select(0, positions)] * self.num_views
+            views = [self._finish(v) for v in raw]
+            yield views, self.device_labels[positions], self.device_index[positions]
