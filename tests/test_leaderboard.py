@@ -85,9 +85,17 @@ def standard_records(recipe="baseline"):
             + [make_record(method="dlb", seed=s, test_acc=a, recipe=recipe) for s, a in DLB.items()])
 
 
-def read_csv(path):
+def read_csv(path, kind="cell", metric="test_acc"):
+    """Rows of results.csv of one kind (cell, interaction) and metric; None: every row."""
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if (kind is None or r["kind"] == kind) and (metric is None or r["metric"] == metric)]
+
+
+def metric_view(page, metric="test_acc"):
+    """The part of index.html that shows one metric (the page holds one view per metric)."""
+    view = page.split(f'data-metric-view="{metric}"')[1]
+    return view.split('<div class="metric-view"')[0].split('<section id="provenance"')[0]
 
 
 # -- statistics ------------------------------------------------------------------------------------
@@ -174,7 +182,8 @@ def test_failed_and_missing_runs_make_a_cell_incomplete_everywhere(tmp_path):
     assert "⚠ incomplete: 1/3 seeds, 1 failed, 1 missing" in readme
     assert "seed 1 failed: non-finite loss" in readme
     page = (out / "index.html").read_text()
-    assert page.count('class="num incomplete"') == 1
+    assert metric_view(page).count('class="num incomplete"') == 1
+    assert page.count('class="num incomplete"') == 4  # one view per metric: accuracy (2), NLL, ECE
 
 
 def test_duplicate_runs_keep_the_finished_one(tmp_path):
@@ -199,7 +208,8 @@ def test_tables_gains_and_provenance_in_every_output(tmp_path):
     assert dlb["gain_significant"] == "True" and dlb["planned_seeds"] == "0 1 2"
     readme = (out / "README.md").read_text()
     assert "| backbone | recipe | ce | dlb |" in readme
-    assert "91.27 ± 3.28 (n=3)<br>+1.10 ± 0.25 ▲ (n=3)" in readme  # s = 1.3204, t = 4.302653
+    # s = 1.3204, t = 4.302653; p = 0.0027 for both gains, Holm over 2: 0.0055
+    assert "91.27 ± 3.28 (n=3)<br>+1.10 ± 0.25 ▲ (Holm ▲) (n=3)" in readme
     assert "augbench tune recipes/experiments/quickstart.yaml" in readme  # how it was run
     assert f"augbench leaderboard build --from {tmp_path / 'exp'} --out {out}" in readme
     assert "torch 2.14.1" in readme and "cpu (x86_64, 2 cores, 2 threads)" in readme
@@ -213,8 +223,10 @@ def test_tables_gains_and_provenance_in_every_output(tmp_path):
     assert provenance["reproduce"][2]["command"].endswith("--method dlb --epochs 10 --seed 2")
     assert provenance["git_commits"] and provenance["devices"] and provenance["versions"]
     page = (out / "index.html").read_text()
-    assert page.count('<svg class="heatmap"') == 1 and page.count('<svg class="scatter"') == 2
-    assert "+1.10▲" in page  # the heatmap cell of a significant gain
+    view = metric_view(page)
+    assert view.count('<svg class="heatmap"') == 1 and view.count('<svg class="scatter"') == 2
+    assert view.count('<svg class="compat"') == 1  # cutout x dlb
+    assert "+1.10▲H" in view  # the heatmap cell of a significant gain that survives Holm
 
 
 @pytest.mark.parametrize("searched_methods,expected", [
@@ -464,6 +476,8 @@ def test_page_in_headless_chromium(tmp_path):
                 for m in ("ce", "dlb") for s in (0, 1)]
     records += [make_record(method="ce", seed=s, test_acc=70.0 + s, dataset="cifar10") for s in (0, 1, 2)]
     records.append(make_record(method="dlb", seed=0, test_acc=72.0, dataset="cifar10"))
+    for record in records:  # NLL falls as accuracy rises: DLB's NLL differences are negative, i.e. better
+        record["test_nll"] = round(1.0 - record["test_acc"] / 100 + 0.001 * record["seed"] ** 2, 6)
     out = tmp_path / "board"
     build(str(write_records(tmp_path / "exp", records)), out)
 
@@ -482,7 +496,8 @@ def test_page_in_headless_chromium(tmp_path):
             page.goto((out / "index.html").as_uri())
             page.wait_for_load_state("load")
 
-            table = page.locator("section.setting", has_text="fashion_mnist").locator("table.board")
+            table = page.locator("[data-metric-view='test_acc'] section.setting",
+                                 has_text="fashion_mnist").locator("table.board")
             rows = table.locator("tbody tr")
 
             def order():
@@ -507,13 +522,37 @@ def test_page_in_headless_chromium(tmp_path):
             assert page.locator("#shown").inner_text() == "1 of 5 rows shown"
             page.select_option("select[data-filter='recipe']", "")
             page.select_option("select[data-filter='dataset']", "cifar10")
-            assert page.locator("section.setting", has_text="fashion_mnist").is_hidden()
+            assert page.locator("[data-metric-view='test_acc'] section.setting", has_text="fashion_mnist").is_hidden()
             assert page.locator("#shown").inner_text() == "1 of 5 rows shown"
             page.select_option("select[data-filter='dataset']", "")
             page.select_option("select[data-filter='method']", "dlb")
             assert table.locator("td[data-method='ce']").first.is_hidden()
             assert table.locator("td[data-method='dlb']").first.is_visible()
             page.select_option("select[data-filter='method']", "")
+
+            # The metric selector: NLL replaces accuracy everywhere; lower is better, so a drop is marked ▲.
+            dlb_baseline = "tbody tr[data-recipe='baseline'][data-model='cifar_resnet8'] td[data-method='dlb']"
+            accuracy_text = table.locator(dlb_baseline).inner_text()
+            assert accuracy_text.startswith("91.27 ± 3.28")
+            page.select_option("select[data-metric-select]", "test_nll")
+            assert table.is_hidden()
+            nll_table = page.locator("[data-metric-view='test_nll'] section.setting",
+                                     has_text="fashion_mnist").locator("table.board")
+            assert nll_table.is_visible()
+            nll_text = nll_table.locator(dlb_baseline).inner_text()
+            assert nll_text != accuracy_text
+            # DLB's NLL per seed 0.090, 0.074, 0.103 (mean 0.089); differences from CE -0.010, -0.012, -0.011.
+            assert nll_text.startswith("0.089 ± 0.036") and "-0.011 ± 0.002 ▲ (Holm ▲)" in nll_text
+            cutout = nll_table.locator("tbody tr[data-recipe='cutout'] td[data-method='dlb'] .gain").inner_text()
+            assert cutout.startswith("-0.041") and "▲" in cutout and "▼" not in cutout  # lower NLL: better
+            assert page.locator("#shown").inner_text() == "5 of 5 rows shown"
+            nll_table.locator("thead th[data-method='dlb'] button").click()  # best (lowest) first
+            assert nll_table.locator("thead th[data-method='dlb']").get_attribute("aria-sort") == "ascending"
+            values = [float(v) for v in nll_table.locator("tbody td[data-method='dlb']").evaluate_all(
+                "cells => cells.map(c => c.getAttribute('data-value'))")]
+            assert values == sorted(values)
+            page.select_option("select[data-metric-select]", "test_acc")
+            assert table.is_visible() and nll_table.is_hidden()
 
             page.evaluate("window.scrollTo(0, 0)")
             ARTIFACTS.mkdir(exist_ok=True)

@@ -7,6 +7,23 @@ Inside a setting a *cell* is one backbone x recipe x method; its number is the
 mean over seeds with a Student-t interval, and its gain over CE is paired by
 seed with the CE cell of the same backbone and recipe.
 
+Inside a setting and backbone, the *interaction* of a recipe R with a method
+M asks whether R's own gain survives M. Per seed s it is
+
+    (R·M(s) − base·M(s)) − (R·CE(s) − base·CE(s)),
+
+the augmentation's effect under M minus its effect under CE, over the seeds
+present in all four cells (the two effects are shown on the same seeds, so
+they add up to the interaction). ``base`` is the table's plain recipe
+(baseline, none or standard). Each table's gains, and each table's
+interactions, form one family for Holm's correction (``stats``).
+
+CE forwards each sample once, so its ``samples`` budget is its ``epochs``
+budget: when a ``samples`` setting has no CE cell of its own, its gains and
+interactions pair with the CE runs of the ``epochs`` setting that is
+otherwise identical, seed by seed. Settings that differ only in the budget
+are shown side by side (``budget_pairs``).
+
 A cell is *complete* when every planned seed has a finished run. Planned
 seeds come from the records of a tuned experiment (``planned_seeds``); for
 plain ``augbench train`` records they are the seeds seen. Failed and missing
@@ -21,19 +38,26 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from augbench.errors import UsageError
+from augbench.leaderboard.metrics import METRICS, Metric
 from augbench.leaderboard.sources import Loaded, command_line
-from augbench.leaderboard.stats import Interval, PairedGain, mean_interval, paired_gain
+from augbench.leaderboard.stats import (
+    Family,
+    Interval,
+    PairedGain,
+    holm_family,
+    mean_interval,
+    paired_contrast,
+    paired_gain,
+)
 
 BASELINE_METHOD = "ce"
 FOCUS_METHOD = "dlb"
-METRICS = {
-    "test_acc": "test accuracy at the last epoch",
-    "test_acc_at_best_val": "test accuracy at the epoch of best validation accuracy",
-}
+EPOCHS_BUDGET, SAMPLES_BUDGET = "epochs", "samples"
 EXPERIMENTS_DIR = Path("recipes/experiments")
 # Recipes that mean "no extra augmentation" come first in tables.
 _PLAIN_RECIPES = ("baseline", "none", "standard")
@@ -55,11 +79,17 @@ class Setting:
 
     @property
     def title(self) -> str:
+        return self.describe(with_budget=True)
+
+    def describe(self, with_budget: bool) -> str:
         noise = "clean labels" if self.label_noise == "clean" else f"label noise {self.label_noise}"
         prefix = f"{self.experiment}: " if self.experiment else ""
         epochs = f"{self.epochs} epoch" + ("" if self.epochs == 1 else "s")
-        return (f"{prefix}{self.dataset} · {noise} · {epochs}, budget '{self.budget}' · "
-                f"{self.train_size} training samples")
+        budget = f", budget '{self.budget}'" if with_budget else ""
+        return f"{prefix}{self.dataset} · {noise} · {epochs}{budget} · {self.train_size} training samples"
+
+    def with_budget(self, budget: str) -> Setting:
+        return Setting(self.experiment, self.dataset, self.label_noise, budget, self.epochs, self.train_size)
 
     def to_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment or None, "dataset": self.dataset, "label_noise": self.label_noise,
@@ -116,13 +146,15 @@ class Cell:
     interval: Interval | None = None
     interval_at_best_val: Interval | None = None
     gain: PairedGain | None = None
+    gain_ce_budget: str | None = None  # the budget of the CE runs the gain pairs with
     notes: list[str] = field(default_factory=list)
 
     def values(self, metric: str | None = None) -> dict[int, float]:
-        """Per-seed values of ``metric`` from finished runs."""
+        """Per-seed values of ``metric`` (a registered metric or a record field) from finished runs."""
         metric = metric or self.metric
+        key = METRICS[metric].field if metric in METRICS else metric
         return {seed: v for seed, r in sorted(self.runs.items())
-                if r.get("status") == "finished" and (v := _metric(r, metric)) is not None}
+                if r.get("status") == "finished" and (v := _metric(r, key)) is not None}
 
     @property
     def finished_seeds(self) -> list[int]:
@@ -202,20 +234,94 @@ class Cell:
         }
 
 
+@dataclass(frozen=True)
+class Interaction:
+    """Does recipe ``recipe``'s gain over ``baseline_recipe`` survive ``method``? All three on the same seeds."""
+
+    model: str
+    recipe: str
+    method: str
+    baseline_recipe: str
+    effect: PairedGain  # recipe − baseline recipe, under the method
+    effect_ce: PairedGain  # recipe − baseline recipe, under CE
+    interaction: PairedGain  # effect − effect_ce: the compatibility
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline_recipe": self.baseline_recipe, "effect_under_method": self.effect.to_dict(),
+                "effect_under_ce": self.effect_ce.to_dict(), "interaction": self.interaction.to_dict()}
+
+
 @dataclass
 class Table:
-    """The cells of one setting, with the display order of backbones, recipes and methods."""
+    """The cells of one setting, with the display order of backbones, recipes and methods.
+
+    ``gain_family`` is the Holm family of the gains over CE the table shows; ``interactions`` (keyed by
+    backbone, recipe, method) and ``interaction_family`` the same for the compatibility table.
+    """
 
     setting: Setting
     models: list[str]
     recipes: list[str]
     methods: list[str]
     cells: dict[tuple[str, str, str], Cell]
+    baseline_recipe: str | None = None
+    interactions: dict[tuple[str, str, str], Interaction] = field(default_factory=dict)
+    gain_family: Family | None = None
+    interaction_family: Family | None = None
 
     def rows(self) -> list[tuple[str, str]]:
         """(model, recipe) pairs that have at least one cell, in display order."""
         present = {(m, r) for m, r, _ in self.cells}
         return [(m, r) for m in self.models for r in self.recipes if (m, r) in present]
+
+    def interaction_rows(self) -> list[tuple[str, str]]:
+        present = {(m, r) for m, r, _ in self.interactions}
+        return [(m, r) for m in self.models for r in self.recipes if (m, r) in present]
+
+    def interaction_methods(self) -> list[str]:
+        present = {method for _, _, method in self.interactions}
+        return [m for m in self.methods if m in present]
+
+
+@dataclass
+class BudgetPair:
+    """Two settings that differ only in the budget: each method's gain over CE at equal epochs and at equal
+    forward samples, side by side; ``family`` is the Holm family of the gains this comparison shows."""
+
+    epochs: Table
+    samples: Table
+    models: list[str]
+    recipes: list[str]
+    methods: list[str]
+    family: Family
+
+    @property
+    def title(self) -> str:
+        return self.epochs.setting.describe(with_budget=False)
+
+    def rows(self) -> list[tuple[str, str]]:
+        present = {(m, r) for t in (self.epochs, self.samples) for m, r, method in t.cells if method in self.methods}
+        return [(m, r) for m in self.models for r in self.recipes if (m, r) in present]
+
+    def forward_ratio(self, model: str, recipe: str, method: str, budget: str) -> float | None:
+        """The method's mean forward samples per run over CE's (the epochs CE serves both budgets)."""
+        table = self.epochs if budget == EPOCHS_BUDGET else self.samples
+        cell = table.cells.get((model, recipe, method))
+        ce = table.cells.get((model, recipe, BASELINE_METHOD)) or self.epochs.cells.get((model, recipe,
+                                                                                           BASELINE_METHOD))
+        ours, theirs = (c.compute_mean("forward_samples") if c else None for c in (cell, ce))
+        return ours / theirs if ours and theirs else None
+
+    def gains(self) -> dict[tuple[str, str, str, str], PairedGain | None]:
+        """(model, recipe, method, budget) -> the gain over CE shown in that place."""
+        result = {}
+        for model, recipe in self.rows():
+            for method in self.methods:
+                for table in (self.epochs, self.samples):
+                    cell = table.cells.get((model, recipe, method))
+                    if cell is not None:
+                        result[(model, recipe, method, table.setting.budget)] = cell.gain
+        return result
 
 
 @dataclass
@@ -226,10 +332,30 @@ class Leaderboard:
     loaded: Loaded
     metric: str
     build_command: str | None = None
+    budget_pairs: list[BudgetPair] = field(default_factory=list)
+    _other_metrics: dict[str, Leaderboard] = field(default_factory=dict, repr=False)
 
     @property
     def cells(self) -> list[Cell]:
         return [cell for table in self.tables for cell in table.cells.values()]
+
+    @property
+    def metric_info(self) -> Metric:
+        return METRICS[self.metric]
+
+    def for_metric(self, name: str) -> Leaderboard:
+        """The same records aggregated by another registered metric."""
+        if name == self.metric:
+            return self
+        if name not in self._other_metrics:
+            self._other_metrics[name] = aggregate(self.loaded, metric=name, build_command=self.build_command)
+        return self._other_metrics[name]
+
+    def metric_order(self) -> list[str]:
+        """This board's metric first, then every other registered metric some finished record holds."""
+        held = {name for name, m in METRICS.items()
+                if any(_metric(r, m.field) is not None for r in self.loaded.records if r.get("status") == "finished")}
+        return [self.metric] + [name for name in METRICS if name != self.metric and name in held]
 
     def provenance(self) -> dict[str, Any]:
         records = self.loaded.records
@@ -252,8 +378,34 @@ class Leaderboard:
             "started_at": min((r["started_at"] for r in records if r.get("started_at")), default=None),
             "finished_at": max((r["finished_at"] for r in records if r.get("finished_at")), default=None),
             "train_seconds": math.fsum(_metric(r, "train_seconds") or 0.0 for r in records),
+            "costs": experiment_costs(self.loaded),
             "notes": list(self.loaded.notes),
         }
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    try:
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def experiment_costs(loaded: Loaded) -> list[dict[str, Any]]:
+    """Per experiment: its saved dry-run estimate and its actual wall time.
+
+    The actual time is the sum over every run of the experiment, search trials included, of
+    ``finished_at - started_at`` (each run's own wall time: set-up, training, evaluation and checkpoints, without
+    the idle time between runs) -- the quantity the estimate predicts for one worker. ``elapsed_seconds`` is the
+    first start to the last finish, which also holds pauses (and is shorter with parallel workers).
+    """
+    costs = []
+    for name in sorted(set(loaded.estimates) | set(loaded.run_spans)):
+        spans = loaded.run_spans.get(name, [])
+        seconds = [d for start, end in spans if (d := _seconds_between(start, end)) is not None]
+        elapsed = _seconds_between(min(s for s, _ in spans), max(e for _, e in spans)) if spans else None
+        costs.append({"experiment": name, "estimate": loaded.estimates.get(name), "runs": len(spans),
+                      "actual_seconds": math.fsum(seconds) if seconds else None, "elapsed_seconds": elapsed})
+    return costs
 
 
 def tuning_state(records: list[dict[str, Any]]) -> str:
@@ -339,10 +491,18 @@ def aggregate(loaded: Loaded, metric: str = "test_acc", build_command: str | Non
         if cell.duplicates:
             cell.notes.append(f"{cell.duplicates} duplicate run(s), latest kept")
 
+    def ce_cell(setting: Setting, model: str, recipe: str) -> Cell | None:
+        """CE of the same setting; under the samples budget, CE of the epochs budget when it has none."""
+        own = grouped.get((setting, model, recipe, BASELINE_METHOD))
+        if own is None and setting.budget == SAMPLES_BUDGET:
+            return grouped.get((setting.with_budget(EPOCHS_BUDGET), model, recipe, BASELINE_METHOD))
+        return own
+
     for (setting, model, recipe, method), cell in grouped.items():
-        baseline = grouped.get((setting, model, recipe, BASELINE_METHOD))
+        baseline = ce_cell(setting, model, recipe)
         if method != BASELINE_METHOD and baseline is not None:
             cell.gain = paired_gain(cell.values(), baseline.values())
+            cell.gain_ce_budget = baseline.setting.budget
 
     by_setting: dict[Setting, dict[tuple[str, str, str], Cell]] = defaultdict(dict)
     for (setting, model, recipe, method), cell in grouped.items():
@@ -351,6 +511,55 @@ def aggregate(loaded: Loaded, metric: str = "test_acc", build_command: str | Non
     for setting in sorted(by_setting):
         cells = by_setting[setting]
         models = sorted({m for m, _, _ in cells}, key=natural_key)
-        tables.append(Table(setting, models, recipe_order({r for _, r, _ in cells}),
-                            method_order({m for _, _, m in cells}), cells))
-    return Leaderboard(tables, loaded, metric, build_command)
+        table = Table(setting, models, recipe_order({r for _, r, _ in cells}), method_order({m for _, _, m in cells}),
+                      cells)
+        _add_interactions(table, lambda model, recipe, s=setting: ce_cell(s, model, recipe))
+        table.gain_family = holm_family({key: cell.gain for key, cell in cells.items()
+                                         if key[2] != BASELINE_METHOD})
+        tables.append(table)
+    return Leaderboard(tables, loaded, metric, build_command, budget_pairs=_budget_pairs(tables))
+
+
+def _add_interactions(table: Table, ce_cell) -> None:
+    """Fills ``table.interactions`` and their Holm family; see the module docstring for the formula."""
+    base = next((r for r in _PLAIN_RECIPES if r in table.recipes), None)
+    table.baseline_recipe = base
+    if base is None:
+        table.interaction_family = holm_family({})
+        return
+    for (model, recipe, method), cell in table.cells.items():
+        if recipe == base or method == BASELINE_METHOD:
+            continue
+        base_method = table.cells.get((model, base, method))
+        recipe_ce, base_ce = ce_cell(model, recipe), ce_cell(model, base)
+        if base_method is None or recipe_ce is None or base_ce is None:
+            continue
+        by_cell = [cell.values(), base_method.values(), recipe_ce.values(), base_ce.values()]
+        seeds = set.intersection(*(set(v) for v in by_cell))
+        rm, bm, rc, bc = ({s: v for s, v in values.items() if s in seeds} for values in by_cell)
+        interaction = paired_contrast([(1.0, rm), (-1.0, bm), (-1.0, rc), (1.0, bc)])
+        if interaction is None:
+            continue
+        table.interactions[(model, recipe, method)] = Interaction(
+            model, recipe, method, base, effect=paired_gain(rm, bm), effect_ce=paired_gain(rc, bc),
+            interaction=interaction)
+    table.interaction_family = holm_family({key: i.interaction for key, i in table.interactions.items()})
+
+
+def _budget_pairs(tables: list[Table]) -> list[BudgetPair]:
+    """Settings with runs at both budgets, paired for the side-by-side comparison."""
+    by_setting = {t.setting: t for t in tables}
+    pairs = []
+    for table in tables:
+        if table.setting.budget != EPOCHS_BUDGET:
+            continue
+        samples = by_setting.get(table.setting.with_budget(SAMPLES_BUDGET))
+        if samples is None:
+            continue
+        methods = method_order({m for t in (table, samples) for _, _, m in t.cells} - {BASELINE_METHOD})
+        models = sorted({m for t in (table, samples) for m, _, _ in t.cells}, key=natural_key)
+        recipes = recipe_order({r for t in (table, samples) for _, r, _ in t.cells})
+        pair = BudgetPair(table, samples, models, recipes, methods, family=holm_family({}))
+        pair.family = holm_family(pair.gains())
+        pairs.append(pair)
+    return pairs

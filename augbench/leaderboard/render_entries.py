@@ -1,4 +1,9 @@
-"""leaderboard/entries/*.json: one file per cell, with its numbers, every run and its provenance."""
+"""leaderboard/entries/*.json: one file per cell, with its numbers, every run and its provenance.
+
+The top-level numbers use the build's ``--metric``; ``by_metric`` repeats result, gain over CE and interaction
+(recipe x method, see ``aggregate``) for every metric the records hold. Holm marks are those of the table that
+shows the interval.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,37 @@ RUN_FIELDS = ("status", "reason", "test_acc", "test_acc_at_best_val", "best_val_
               "peak_memory_mb", "device", "git_commit", "started_at", "finished_at", "trial_number")
 
 
+def _number(interval):
+    return interval.to_dict() if interval else None
+
+
+def _with_holm(gain, family, key) -> dict[str, Any] | None:
+    if gain is None:
+        return None
+    return {**gain.to_dict(), "holm_p": family.holm_p(key) if family else None,
+            "holm_significant": family.holm_significant(key) if family else False}
+
+
+def metric_view(cell: Cell, board: Leaderboard) -> dict[str, Any]:
+    """This cell's numbers under ``board``'s metric: result, gain over CE and interaction, with Holm's marks."""
+    table = next(t for t in board.tables if t.setting == cell.setting)
+    key = (cell.model, cell.recipe, cell.method)
+    twin = table.cells[key]
+    interaction = table.interactions.get(key)
+    return {
+        "metric": board.metric_info.to_dict(),
+        "result": _number(twin.interval),
+        "gain_vs_ce": _with_holm(twin.gain, table.gain_family, key),
+        "gain_ce_budget": twin.gain_ce_budget,
+        "interaction": None if interaction is None else {
+            **interaction.to_dict(),
+            "interaction": _with_holm(interaction.interaction, table.interaction_family, key)},
+    }
+
+
 def entry(cell: Cell, board: Leaderboard) -> dict[str, Any]:
-    def number(interval):
-        return interval.to_dict() if interval else None
+    number = _number
+    view = metric_view(cell, board)
 
     runs = []
     for seed in sorted(cell.runs):
@@ -28,7 +61,11 @@ def entry(cell: Cell, board: Leaderboard) -> dict[str, Any]:
         "metric": board.metric,
         "result": number(cell.interval),
         "result_at_best_val": number(cell.interval_at_best_val),
-        "gain_vs_ce": cell.gain.to_dict() if cell.gain else None,
+        "higher_is_better": board.metric_info.higher_is_better,
+        "gain_vs_ce": view["gain_vs_ce"],
+        "gain_ce_budget": cell.gain_ce_budget,
+        "interaction": view["interaction"],
+        "by_metric": {name: metric_view(cell, board.for_metric(name)) for name in board.metric_order()},
         "complete": cell.complete,
         "status": cell.status_text or "complete",
         "planned_seeds": cell.planned_seeds,

@@ -1,9 +1,12 @@
 """leaderboard/index.html: one static page that works offline.
 
-The tables, the DLB-gain heatmap and the accuracy-against-compute charts
-are rendered here, in Python, with every string from records, recipes and
-experiment files passed through ``html.escape``; the inline script only
-sorts and hides existing elements (it never builds markup from data). A
+The tables, the DLB-gain heatmap, the compatibility heatmap (recipe x method
+interactions), the budgets side by side and the metric-against-compute charts
+are rendered here, in Python, once per metric the records hold, with every
+string from records, recipes and experiment files passed through
+``html.escape``; the inline script only sorts, hides and shows existing
+elements (the metric selector shows one metric's view), it never builds
+markup from data. A
 Content-Security-Policy admits no external resource and no script but the
 page's own (pinned by its hash), so even a name that escaped escaping
 could not load or run anything.
@@ -20,15 +23,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from augbench.leaderboard.aggregate import BASELINE_METHOD, FOCUS_METHOD, METRICS, Cell, Leaderboard, Table
+from augbench.leaderboard.aggregate import BASELINE_METHOD, FOCUS_METHOD, BudgetPair, Cell, Leaderboard, Table
+from augbench.leaderboard.metrics import Metric
+from augbench.leaderboard.stats import Family, PairedGain
 from augbench.leaderboard.text import (
+    DEGENERATE,
     SIGNIFICANT_DOWN,
     SIGNIFICANT_UP,
     accuracy_text,
+    budget_pair_intro,
+    cost_lines,
     count_text,
     definition_yaml,
+    family_text,
+    forward_ratio_text,
     gain_mark,
     gain_text,
+    interaction_intro,
     protocol_text,
     provenance_items,
     seconds_text,
@@ -37,7 +48,6 @@ from augbench.leaderboard.text import (
 # Okabe & Ito's colour-blind-safe palette; CE, the baseline, is grey.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7A5C00", "#000000")
 BASELINE_COLOR = "#7f7f7f"
-ACCURACY_AXIS = "test accuracy (%)"
 ASSETS = Path(__file__).with_name("assets")
 
 
@@ -72,7 +82,15 @@ def _data_attrs(**values: str) -> str:
 
 # -- tables ----------------------------------------------------------------------------------------
 
-def _cell_html(cell: Cell | None, method: str) -> str:
+def _gain_div(gain: PairedGain, metric: Metric, family: Family | None, key, title: str) -> str:
+    mark = gain_mark(gain, metric)
+    tone = "" if not mark else (" up" if mark == SIGNIFICANT_UP else " down")
+    tone += " degenerate" if gain.degenerate else ""
+    return (f'<div class="gain{tone}" title="{e(title)}">{e(gain_text(gain, metric, family, key))} '
+            f'<span class="n">n={gain.interval.n}</span></div>')
+
+
+def _cell_html(cell: Cell | None, method: str, table: Table, metric: Metric) -> str:
     if cell is None:
         return f'<td class="num empty"{_data_attrs(method=method)} data-value="">–</td>'
     i = cell.interval
@@ -80,26 +98,25 @@ def _cell_html(cell: Cell | None, method: str) -> str:
     classes = "num" + ("" if cell.complete and not cell.notes else " incomplete")
     n = i.n if i else 0
     # n links to the cell's entry: its seeds, failed runs and provenance.
-    parts = [f'<span class="acc">{e(accuracy_text(i))}</span> <a class="n" href="entries/{e(cell.slug)}.json" '
-             f'title="seeds, runs and provenance of this cell">n={n}</a>']
+    parts = [f'<span class="acc">{e(accuracy_text(i, metric))}</span> <a class="n" href="entries/{e(cell.slug)}'
+             f'.json" title="seeds, runs and provenance of this cell">n={n}</a>']
     if cell.gain is not None:
-        mark = gain_mark(cell.gain)
-        tone = "" if not mark else (" up" if mark == SIGNIFICANT_UP else " down")
-        parts.append(f'<div class="gain{tone}" title="gain over CE, paired by seed">'
-                     f"{e(gain_text(cell.gain))} <span class=\"n\">n={cell.gain.interval.n}</span></div>")
+        parts.append(_gain_div(cell.gain, metric, table.gain_family, (cell.model, cell.recipe, cell.method),
+                               "difference from CE, paired by seed"))
     if cell.status_text:
         parts.append(f'<div class="flag">⚠ {e(cell.status_text)}</div>')
     return f'<td class="{classes}"{_data_attrs(method=method)} data-value="{value}">{"".join(parts)}</td>'
 
 
-def _table_html(table: Table) -> str:
+def _table_html(table: Table, metric: Metric) -> str:
+    better = "higher" if metric.higher_is_better else "lower"
     head = ['<th scope="col" data-type="text" aria-sort="none"><button type="button">backbone</button></th>',
             '<th scope="col" data-type="text" aria-sort="none"><button type="button">recipe</button></th>']
-    head += [f'<th scope="col" class="num" data-type="num" aria-sort="none"{_data_attrs(method=m)}>'
+    head += [f'<th scope="col" class="num" data-type="num" aria-sort="none"{_data_attrs(method=m, better=better)}>'
              f'<button type="button">{e(m)}</button></th>' for m in table.methods]
     rows = []
     for model, recipe in table.rows():
-        cells = "".join(_cell_html(table.cells.get((model, recipe, m)), m) for m in table.methods)
+        cells = "".join(_cell_html(table.cells.get((model, recipe, m)), m, table, metric) for m in table.methods)
         rows.append(f"<tr{_data_attrs(model=model, recipe=recipe)}>"
                     f'<td data-value="{e(model)}">{e(model)}</td><td data-value="{e(recipe)}">{e(recipe)}</td>'
                     f"{cells}</tr>")
@@ -109,53 +126,85 @@ def _table_html(table: Table) -> str:
 
 # -- heatmap: DLB's gain over CE per backbone x recipe --------------------------------------------
 
-def _gain_color(value: float, scale: float, significant: bool) -> str:
-    """Blue for gains, vermilion for losses; paler when the interval includes zero."""
+def _gain_color(value: float, scale: float, significant: bool, better: bool) -> str:
+    """Blue for improvements, vermilion for losses (in the metric's direction); paler when the interval includes
+    zero or is degenerate."""
     strength = min(abs(value) / scale, 1.0) if scale > 0 else 0.0
-    base = (0, 114, 178) if value >= 0 else (213, 94, 0)
+    base = (0, 114, 178) if better or value == 0 else (213, 94, 0)
     alpha = (0.25 + 0.75 * strength) if significant else 0.12 + 0.25 * strength
     r, g, b = (round(255 + (c - 255) * alpha) for c in base)
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heatmap_svg(table: Table) -> str:
+def _grid_svg(css_class: str, label: str, rows: list[str], columns: list[str],
+              values: dict[tuple[str, str], tuple[PairedGain | None, str]], metric: Metric,
+              family: Family | None) -> str:
+    """A heatmap of paired differences: ``values[(row, column)] = (gain or None, why it is missing)``.
+
+    The label is the mean, the plain mark and, when the mark survives Holm's correction over ``family``, "H";
+    the tooltip has the interval, n and the Holm mark.
+    """
+    scale = max([abs(g.interval.mean) for g, _ in values.values() if g is not None] + [metric.heat_scale])
+    cw, ch, left, top = 104, 34, 150, 28
+    width, height = left + cw * len(columns) + 8, top + ch * len(rows) + 8
+    parts = [f'<svg class="{css_class}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+             f'role="img" aria-label="{e(label)}">']
+    for j, column in enumerate(columns):
+        x = left + j * cw + cw / 2
+        parts.append(f'<text class="col" x="{x:.1f}" y="{top - 10}" text-anchor="middle">'
+                     f"<title>{e(column)}</title>{e(_short(column))}</text>")
+    for i, row in enumerate(rows):
+        y = top + i * ch
+        parts.append(f'<text class="row" x="{left - 8}" y="{y + ch / 2 + 4:.1f}" text-anchor="end">'
+                     f"<title>{e(row)}</title>{e(_short(row, 22))}</text>")
+        for j, column in enumerate(columns):
+            x = left + j * cw
+            gain, why = values.get((row, column), (None, "no run"))
+            if gain is None:
+                fill, text, tip = "#f1f1f1", "n/a", why
+            else:
+                mean = gain.interval.mean
+                fill = _gain_color(mean, scale, gain.significant, metric.better(mean))
+                holm = "H" if gain_mark(gain, metric) and family and family.holm_significant((row, column)) else ""
+                suffix = " deg." if gain.degenerate else ""
+                text = f"{mean:+.{metric.digits}f}{gain_mark(gain, metric)}{holm}{suffix}"
+                tip = f"{gain_text(gain, metric, family, (row, column))} (n={gain.interval.n})"
+            dark = gain is not None and gain.significant and abs(gain.interval.mean) / scale > 0.55
+            text_class = ' class="on-dark"' if dark else ""
+            parts.append(f'<g class="hcell"{_data_attrs(row=row, column=column)}><title>{e(row)} · {e(column)}: '
+                         f'{e(tip)}</title><rect x="{x + 1}" y="{y + 1}" width="{cw - 2}" height="{ch - 2}" rx="3" '
+                         f'fill="{fill}"/><text x="{x + cw / 2:.1f}" y="{y + ch / 2 + 4:.1f}" text-anchor="middle"'
+                         f"{text_class}>{e(text)}</text></g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def heatmap_svg(table: Table, metric: Metric) -> str:
+    """DLB's difference from CE per recipe (rows) and backbone (columns)."""
     recipes = [r for r in table.recipes if any((m, r, FOCUS_METHOD) in table.cells for m in table.models)]
     models = [m for m in table.models if any((m, r, FOCUS_METHOD) in table.cells for r in recipes)]
     if not models:
         return f'<p class="none">No {e(FOCUS_METHOD)} runs in this setting.</p>'
-    gains = {(m, r): table.cells[(m, r, FOCUS_METHOD)].gain for m in models for r in recipes
-             if (m, r, FOCUS_METHOD) in table.cells}
-    scale = max([abs(g.interval.mean) for g in gains.values() if g is not None] + [0.5])
-    cw, ch, left, top = 104, 34, 130, 28
-    width, height = left + cw * len(models) + 8, top + ch * len(recipes) + 8
-    parts = [f'<svg class="heatmap" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-             f'aria-label="{e(FOCUS_METHOD)} gain over CE per backbone and recipe">']
-    for j, model in enumerate(models):
-        x = left + j * cw + cw / 2
-        parts.append(f'<text class="col" x="{x:.1f}" y="{top - 10}" text-anchor="middle">'
-                     f"<title>{e(model)}</title>{e(_short(model))}</text>")
-    for i, recipe in enumerate(recipes):
-        y = top + i * ch
-        parts.append(f'<text class="row" x="{left - 8}" y="{y + ch / 2 + 4:.1f}" text-anchor="end">'
-                     f"<title>{e(recipe)}</title>{e(_short(recipe, 18))}</text>")
-        for j, model in enumerate(models):
-            x = left + j * cw
-            gain = gains.get((model, recipe))
-            if gain is None:
-                why = "no run" if (model, recipe) not in gains else "no CE baseline to pair with"
-                fill, label, tip = "#f1f1f1", "n/a", why
-            else:
-                fill = _gain_color(gain.interval.mean, scale, gain.significant)
-                label = f"{gain.interval.mean:+.2f}{gain_mark(gain)}"
-                tip = f"{gain_text(gain)} (n={gain.interval.n})"
-            dark = gain is not None and gain.significant and abs(gain.interval.mean) / scale > 0.55
-            text_class = ' class="on-dark"' if dark else ""
-            parts.append(f'<g class="hcell"><title>{e(model)} · {e(recipe)}: {e(tip)}</title>'
-                         f'<rect x="{x + 1}" y="{y + 1}" width="{cw - 2}" height="{ch - 2}" rx="3" fill="{fill}"/>'
-                         f'<text x="{x + cw / 2:.1f}" y="{y + ch / 2 + 4:.1f}" text-anchor="middle"{text_class}>'
-                         f"{e(label)}</text></g>")
-    parts.append("</svg>")
-    return "".join(parts)
+    values = {(r, m): (table.cells[(m, r, FOCUS_METHOD)].gain, "no CE baseline to pair with")
+              for m in models for r in recipes if (m, r, FOCUS_METHOD) in table.cells}
+    family = Family({(r, m): table.gain_family.holm_p((m, r, FOCUS_METHOD)) for r, m in values},
+                    0, 0, 0) if table.gain_family else None
+    return _grid_svg("heatmap", f"{FOCUS_METHOD} difference from CE per backbone and recipe", recipes, models,
+                     values, metric, family)
+
+
+def interaction_svg(table: Table, metric: Metric) -> str:
+    """The compatibility heatmap: recipes (rows, one block per backbone) x methods (columns)."""
+    methods = table.interaction_methods()
+    rows_by_key = {(model, recipe): (recipe if len(table.models) == 1 else f"{model} · {recipe}")
+                   for model, recipe in table.interaction_rows()}
+    values, adjusted = {}, {}
+    for (model, recipe, method), interaction in table.interactions.items():
+        row = rows_by_key[(model, recipe)]
+        values[(row, method)] = (interaction.interaction, "")
+        adjusted[(row, method)] = table.interaction_family.holm_p((model, recipe, method))
+    return _grid_svg("compat", "interaction of each recipe with each method", list(rows_by_key.values()), methods,
+                     values, metric, Family(adjusted, 0, 0, 0))
 
 
 # -- accuracy against compute ----------------------------------------------------------------------
@@ -189,14 +238,14 @@ class ComputeAxis:
 
 
 COMPUTE_AXES = (
-    ComputeAxis("forward_samples", "Accuracy against forward samples", count_text, ((1.0, "forward samples"),),
+    ComputeAxis("forward_samples", "against forward samples", count_text, ((1.0, "forward samples"),),
                 lambda value, unit: count_text(value)),
-    ComputeAxis("train_seconds", "Accuracy against training time", seconds_text,
+    ComputeAxis("train_seconds", "against training time", seconds_text,
                 ((3600.0, "hours"), (60.0, "minutes"), (1.0, "seconds")), lambda value, unit: f"{value / unit:g}"),
 )
 
 
-def compute_svg(table: Table, axis: ComputeAxis, colors: dict[str, str]) -> str:
+def compute_svg(table: Table, axis: ComputeAxis, colors: dict[str, str], metric: Metric) -> str:
     points = []
     for (model, recipe, method), cell in table.cells.items():
         x, i = cell.compute_mean(axis.key), cell.interval
@@ -211,10 +260,11 @@ def compute_svg(table: Table, axis: ComputeAxis, colors: dict[str, str]) -> str:
     xs = [t * unit for t in xs]
     lows = [i.low if i.low is not None else i.mean for _, i, *_ in points]
     highs = [i.high if i.high is not None else i.mean for _, i, *_ in points]
-    # Accuracies live in [0, 100]; a wide interval from few seeds must not stretch the axis past that.
-    ys = [t for t in nice_ticks(max(0.0, min(lows)), min(100.0, max(highs))) if 0.0 <= t <= 100.0]
+    # Percentages live in [0, 100], NLL in [0, inf); a wide interval from few seeds must not stretch the axis past that.
+    top_value = 100.0 if metric.unit == "%" else math.inf
+    ys = [t for t in nice_ticks(max(0.0, min(lows)), min(top_value, max(highs))) if 0.0 <= t <= top_value]
     if len(ys) < 2:
-        ys = [0.0, 100.0]
+        ys = [0.0, 100.0 if metric.unit == "%" else max(1.0, max(highs))]
 
     def px(value):
         return left + (value - xs[0]) / (xs[-1] - xs[0]) * (width - left - right)
@@ -224,7 +274,7 @@ def compute_svg(table: Table, axis: ComputeAxis, colors: dict[str, str]) -> str:
         return top + (ys[-1] - value) / (ys[-1] - ys[0]) * (height - top - bottom)
 
     parts = [f'<svg class="scatter" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-             f'aria-label="{e(axis.caption)}">']
+             f'aria-label="{e(metric.short)} {e(axis.caption)}">']
     for t in ys:
         parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{py(t):.1f}" y2="{py(t):.1f}"/>'
                      f'<text class="tick" x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
@@ -235,10 +285,10 @@ def compute_svg(table: Table, axis: ComputeAxis, colors: dict[str, str]) -> str:
     parts.append(f'<text class="axis" x="{(left + width - right) / 2:.1f}" y="{height - 6}" text-anchor="middle">'
                  f"{e(unit_name)} per run</text>"
                  f'<text class="axis" transform="translate(14 {(top + height - bottom) / 2:.1f}) rotate(-90)" '
-                 f'text-anchor="middle">{e(ACCURACY_AXIS)}</text>')
+                 f'text-anchor="middle">{e(f"{metric.short} ({metric.unit})")}</text>')
     for x, i, model, recipe, method, cell in sorted(points, key=lambda p: p[4] != BASELINE_METHOD):
         color = colors.get(method, "#000")
-        tip = f"{model} · {recipe} · {method}: {accuracy_text(i)} (n={i.n}), {axis.tooltip(x)} ({axis.key})"
+        tip = f"{model} · {recipe} · {method}: {accuracy_text(i, metric)} (n={i.n}), {axis.tooltip(x)} ({axis.key})"
         bar = ""
         if i.half_width is not None:
             bar = (f'<line class="err" x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{py(i.high):.1f}" '
@@ -266,17 +316,71 @@ def _legend(methods: list[str], colors: dict[str, str]) -> str:
     return f'<ul class="legend">{items}</ul>'
 
 
-def _section(table: Table, index: int, colors: dict[str, str]) -> str:
+def _section(table: Table, index: str, colors: dict[str, str], metric: Metric) -> str:
     s = table.setting
-    return (f'<section class="setting" id="setting-{index}"{_data_attrs(dataset=s.dataset)}>'
-            f"<h2>{e(s.title)}</h2>{_table_html(table)}"
-            f'<div class="charts"><figure><figcaption>{e(FOCUS_METHOD)} gain over CE (percentage points, '
-            f"paired by seed); {SIGNIFICANT_UP}/{SIGNIFICANT_DOWN}: interval excludes zero; pale: it does not"
-            f"</figcaption>{heatmap_svg(table)}</figure>"
-            + "".join(f"<figure><figcaption>{e(axis.caption)} (mean per run; bars: 95% interval; hollow: "
-                      f"incomplete)</figcaption>{compute_svg(table, axis, colors)}{_legend(table.methods, colors)}"
-                      f"</figure>" for axis in COMPUTE_AXES)
+    unit = metric.difference_unit
+    direction = "higher" if metric.higher_is_better else "lower"
+    family = family_text(table.gain_family, "gain-over-CE")
+    compat = ""
+    if table.interactions:
+        compat = (f'<figure class="compat-figure"><figcaption><strong>Compatibility: does the recipe\'s gain over '
+                  f"{e(table.baseline_recipe)} survive the method?</strong> {e(interaction_intro(metric, table.baseline_recipe))} "
+                  f"{SIGNIFICANT_UP}/{SIGNIFICANT_DOWN}: interval excludes zero; H: the mark survives Holm's "
+                  f"correction; pale: interval includes zero or is {DEGENERATE}. "
+                  f"{e(family_text(table.interaction_family, 'interaction'))}</figcaption>"
+                  f"{interaction_svg(table, metric)}</figure>")
+    return (f'<section class="setting" id="setting-{e(index)}"{_data_attrs(dataset=s.dataset)}>'
+            f"<h2>{e(s.title)}</h2>{_table_html(table, metric)}"
+            + (f'<p class="family">{e(family)}</p>' if family else "")
+            + f'<div class="charts">{compat}<figure><figcaption>{e(FOCUS_METHOD)} difference from CE ({e(unit)}, '
+            f"paired by seed; {direction} is better); {SIGNIFICANT_UP}/{SIGNIFICANT_DOWN}: interval excludes zero; "
+            f"H: survives Holm; pale: it does not</figcaption>{heatmap_svg(table, metric)}</figure>"
+            + "".join(f"<figure><figcaption>{e(metric.short.capitalize())} {e(axis.caption)} (mean per run; bars: "
+                      f"95% interval; hollow: incomplete)</figcaption>{compute_svg(table, axis, colors, metric)}"
+                      f"{_legend(table.methods, colors)}</figure>" for axis in COMPUTE_AXES)
             + "</div></section>")
+
+
+def _budget_section(pair: BudgetPair, index: str, metric: Metric) -> str:
+    """Each method's gain over CE at equal epochs and at equal forward samples, side by side."""
+    head = ['<th scope="col">backbone</th>', '<th scope="col">recipe</th>']
+    for method in pair.methods:
+        head += [f'<th scope="col" class="num"{_data_attrs(method=method)}>{e(method)} at equal epochs</th>',
+                 f'<th scope="col" class="num"{_data_attrs(method=method)}>{e(method)} at equal forward samples</th>']
+    rows = []
+    for model, recipe in pair.rows():
+        cells = []
+        for method in pair.methods:
+            for table in (pair.epochs, pair.samples):
+                budget = table.setting.budget
+                cell = table.cells.get((model, recipe, method))
+                if cell is None or cell.gain is None:
+                    cells.append(f'<td class="num empty"{_data_attrs(method=method, budget=budget)}>–</td>')
+                    continue
+                ratio = forward_ratio_text(pair.forward_ratio(model, recipe, method, budget))
+                gain = _gain_div(cell.gain, metric, pair.family, (model, recipe, method, budget),
+                                 f"difference from CE at budget '{budget}', paired by seed")
+                cells.append(f'<td class="num"{_data_attrs(method=method, budget=budget)}>{gain}'
+                             f'<div class="ratio">{e(ratio)}</div></td>')
+        rows.append(f"<tr{_data_attrs(model=model, recipe=recipe)}><td>{e(model)}</td><td>{e(recipe)}</td>"
+                    f"{''.join(cells)}</tr>")
+    family = family_text(pair.family, "gain-over-CE")
+    return (f'<section class="setting budgets" id="budgets-{e(index)}"{_data_attrs(dataset=pair.epochs.setting.dataset)}>'
+            f"<h2>Equal epochs and equal forward samples: {e(pair.title)}</h2><p>{e(budget_pair_intro())}</p>"
+            f'<div class="scroll"><table class="sidebyside"><thead><tr>{"".join(head)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div><p class="family">{e(family)}</p></section>')
+
+
+def _metric_view(board: Leaderboard, colors: dict[str, str], shown: bool) -> str:
+    """One metric's tables, heatmaps and charts; the selector shows one view at a time."""
+    metric = board.metric_info
+    direction = "higher" if metric.higher_is_better else "lower"
+    sections = "".join(_section(t, f"{metric.name}-{i}", colors, metric) for i, t in enumerate(board.tables))
+    sections += "".join(_budget_section(pair, f"{metric.name}-{i}", metric)
+                        for i, pair in enumerate(board.budget_pairs))
+    return (f'<div class="metric-view" data-metric-view="{e(metric.name)}"{"" if shown else " hidden"}>'
+            f'<p class="metric-note">Showing <strong>{e(metric.label)}</strong> ({e(metric.unit)}; {direction} is '
+            f"better).</p>{sections}</div>")
 
 
 def _provenance_html(board: Leaderboard) -> str:
@@ -293,10 +397,28 @@ def _provenance_html(board: Leaderboard) -> str:
 
 
 def _page_data(board: Leaderboard) -> list[dict]:
-    return [{**cell.setting.to_dict(), "model": cell.model, "recipe": cell.recipe, "method": cell.method,
-             "result": cell.interval.to_dict() if cell.interval else None,
-             "gain_vs_ce": cell.gain.to_dict() if cell.gain else None, "status": cell.status_text or "complete",
-             "entry": f"entries/{cell.slug}.json"} for cell in board.cells]
+    data = []
+    for name in board.metric_order():
+        view = board.for_metric(name)
+        data += [{**cell.setting.to_dict(), "model": cell.model, "recipe": cell.recipe, "method": cell.method,
+                  "metric": name, "result": cell.interval.to_dict() if cell.interval else None,
+                  "gain_vs_ce": cell.gain.to_dict() if cell.gain else None, "status": cell.status_text or "complete",
+                  "entry": f"entries/{cell.slug}.json"} for cell in view.cells]
+    return data
+
+
+def _metric_select(board: Leaderboard) -> str:
+    options = "".join(f'<option value="{e(name)}"{" selected" if name == board.metric else ""}>'
+                      f"{e(board.for_metric(name).metric_info.short)}</option>" for name in board.metric_order())
+    return f'<label>Metric <select id="metric" data-metric-select="">{options}</select></label>'
+
+
+def _cost_html(board: Leaderboard) -> str:
+    lines = cost_lines(board.provenance()["costs"])
+    if not lines:
+        return ""
+    items = "".join(f"<li>{e(line)}</li>" for line in lines)
+    return f'<section id="cost"><h2>Cost: estimated and actual wall time</h2><ul>{items}</ul></section>'
 
 
 def render_html(board: Leaderboard) -> str:
@@ -309,12 +431,14 @@ def render_html(board: Leaderboard) -> str:
     csp = (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
            f"script-src 'sha256-{script_hash}'")
     filters = "".join([
+        _metric_select(board),
         _filter("dataset", "Data set", sorted({t.setting.dataset for t in board.tables})),
         _filter("model", "Backbone", sorted({m for t in board.tables for m in t.models})),
         _filter("recipe", "Recipe", sorted({r for t in board.tables for r in t.recipes})),
         _filter("method", "Method", methods),
     ])
-    sections = "".join(_section(t, i, colors) for i, t in enumerate(board.tables))
+    views = "".join(_metric_view(board.for_metric(name), colors, shown=name == board.metric)
+                    for name in board.metric_order())
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -327,16 +451,19 @@ def render_html(board: Leaderboard) -> str:
 <body>
 <header>
 <h1>augbench leaderboard</h1>
-<p class="lead">Which augmentations work together with self-distillation, and by how much. Metric:
-<strong>{e(METRICS[board.metric])}</strong> (%), over {provenance['runs']} runs from <code>{e(board.loaded.source)}</code>.</p>
+<p class="lead">Which augmentations work together with self-distillation, and by how much, over
+{provenance['runs']} runs from <code>{e(board.loaded.source)}</code>. The metric selector switches every table and
+chart between {e(", ".join(board.for_metric(m).metric_info.short for m in board.metric_order()))}.</p>
 <p class="protocol">{e(protocol_text(provenance["tuned"]))}</p>
-<p class="howto">Each cell: mean ± half-width of the 95% interval, n seeds; below it the gain over CE on the same
-backbone, recipe and seeds. <span class="up">{SIGNIFICANT_UP}</span>/<span class="down">{SIGNIFICANT_DOWN}</span>
-mark gains whose interval excludes zero; <span class="flagged">⚠</span> marks incomplete cells. Click a column
-header to sort.</p>
+<p class="howto">Each cell: mean ± half-width of the 95% interval, n seeds; below it the difference from CE on the
+same backbone, recipe and seeds. <span class="up">{SIGNIFICANT_UP}</span>/<span class="down">{SIGNIFICANT_DOWN}</span>
+mark differences whose interval excludes zero (better/worse in the metric's direction); "Holm ▲" or "Holm n.s." says
+whether the mark survives Holm's correction over the whole table; "{DEGENERATE}" marks an interval built from
+identical differences, never marked. <span class="flagged">⚠</span> marks incomplete cells. Click a column header to
+sort.</p>
 </header>
 <nav class="filters" aria-label="filters">{filters}<span id="shown" aria-live="polite"></span></nav>
-<main>{sections}{_provenance_html(board)}</main>
+<main>{views}{_cost_html(board)}{_provenance_html(board)}</main>
 <footer>Generated by <code>augbench leaderboard build</code>; every number is in
 <a href="results.csv">results.csv</a> and, with its provenance, in <code>entries/</code>.</footer>
 <script type="application/json" id="leaderboard-data">{json_for_script(_page_data(board))}</script>

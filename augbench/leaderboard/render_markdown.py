@@ -1,4 +1,5 @@
-"""leaderboard/README.md: one Markdown table per setting, rows backbone x recipe, columns methods.
+"""leaderboard/README.md: per setting, the results table (rows backbone x recipe, columns methods) and the
+compatibility table (recipe x method interactions); per pair of budgets, the gains side by side; the cost.
 
 Names come from records and recipe files, so every one is escaped: HTML
 characters become entities (GitHub renders inline HTML) and Markdown
@@ -11,13 +12,19 @@ from __future__ import annotations
 import html
 import re
 
-from augbench.leaderboard.aggregate import METRICS, Cell, Leaderboard, Table
+from augbench.leaderboard.aggregate import BudgetPair, Cell, Leaderboard, Table
+from augbench.leaderboard.metrics import Metric
 from augbench.leaderboard.text import (
     SIGNIFICANT_DOWN,
     SIGNIFICANT_UP,
     accuracy_text,
+    budget_pair_intro,
+    cost_lines,
     definition_yaml,
+    family_text,
+    forward_ratio_text,
     gain_text,
+    interaction_intro,
     protocol_text,
     provenance_items,
 )
@@ -40,25 +47,70 @@ def code(text: object) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _cell_text(cell: Cell | None) -> str:
+def _cell_text(cell: Cell | None, table: Table, metric: Metric) -> str:
     if cell is None:
         return "–"
     n = cell.interval.n if cell.interval else 0
-    parts = [f"{accuracy_text(cell.interval)} (n={n})"]
+    parts = [f"{accuracy_text(cell.interval, metric)} (n={n})"]
     if cell.gain is not None:
-        parts.append(f"{gain_text(cell.gain)} (n={cell.gain.interval.n})")
+        key = (cell.model, cell.recipe, cell.method)
+        parts.append(f"{gain_text(cell.gain, metric, table.gain_family, key)} (n={cell.gain.interval.n})")
     if cell.status_text:
         parts.append(f"{INCOMPLETE} {md(cell.status_text)}")
     return "<br>".join(parts)
 
 
-def _table(table: Table) -> list[str]:
-    header = ["backbone", "recipe", *table.methods]
-    lines = ["| " + " | ".join(md(h) for h in header) + " |", "|" + "---|" * 2 + "---:|" * len(table.methods)]
-    for model, recipe in table.rows():
-        cells = [_cell_text(table.cells.get((model, recipe, method))) for method in table.methods]
-        lines.append("| " + " | ".join([md(model), md(recipe), *cells]) + " |")
+def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table; the first two columns are names (escaped here), the rest right-aligned text."""
+    lines = ["| " + " | ".join(md(h) for h in header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+    lines += ["| " + " | ".join([md(row[0]), md(row[1]), *row[2:]]) + " |" for row in rows]
     return lines
+
+
+def _table(table: Table, metric: Metric) -> list[str]:
+    rows = [[model, recipe, *(_cell_text(table.cells.get((model, recipe, m)), table, metric) for m in table.methods)]
+            for model, recipe in table.rows()]
+    return _grid(["backbone", "recipe", *table.methods], rows)
+
+
+def _interaction_table(table: Table, metric: Metric) -> list[str]:
+    """Compatibility: per backbone x recipe (rows) and method (columns), the interaction and both effects."""
+    methods = table.interaction_methods()
+    rows = []
+    for model, recipe in table.interaction_rows():
+        row = [model, recipe]
+        for method in methods:
+            i = table.interactions.get((model, recipe, method))
+            if i is None:
+                row.append("–")
+                continue
+            key = (model, recipe, method)
+            row.append(f"{gain_text(i.interaction, metric, table.interaction_family, key)} "
+                       f"(n={i.interaction.interval.n})<br>effect {i.effect.interval.mean:+.{metric.digits}f} "
+                       f"under {md(method)}, {i.effect_ce.interval.mean:+.{metric.digits}f} under ce")
+        rows.append(row)
+    return _grid(["backbone", "recipe", *methods], rows)
+
+
+def _budget_table(pair: BudgetPair, metric: Metric) -> list[str]:
+    """Each method's gain over CE at equal epochs and at equal forward samples, side by side."""
+    header = ["backbone", "recipe"]
+    for method in pair.methods:
+        header += [f"{method} at equal epochs", f"{method} at equal forward samples"]
+    rows = []
+    for model, recipe in pair.rows():
+        row = [model, recipe]
+        for method in pair.methods:
+            for table in (pair.epochs, pair.samples):
+                cell = table.cells.get((model, recipe, method))
+                if cell is None or cell.gain is None:
+                    row.append("–")
+                    continue
+                key = (model, recipe, method, table.setting.budget)
+                row.append(f"{gain_text(cell.gain, metric, pair.family, key)} (n={cell.gain.interval.n})<br>"
+                           f"{forward_ratio_text(pair.forward_ratio(model, recipe, method, table.setting.budget))}")
+        rows.append(row)
+    return _grid(header, rows)
 
 
 def _problems(table: Table) -> list[str]:
@@ -78,27 +130,47 @@ def _problems(table: Table) -> list[str]:
 
 def render_markdown(board: Leaderboard) -> str:
     provenance = board.provenance()
+    metric = board.metric_info
+    direction = "higher" if metric.higher_is_better else "lower"
     out = [
         "# augbench leaderboard",
         "",
         f"Which augmentations work together with self-distillation (DLB and the methods it was compared with), "
-        f"and by how much. Metric: **{METRICS[board.metric]}** (%).",
+        f"and by how much. Metric: **{metric.label}** ({metric.unit}; {direction} is better). `index.html` "
+        f"switches between {', '.join(board.for_metric(m).metric_info.short for m in board.metric_order())}.",
         "",
         protocol_text(provenance["tuned"]),
         "",
         "**How to read a cell:** mean ± half-width of the 95% interval (n = seeds); the second line is the gain "
         f"over CE on the same backbone, recipe and seeds, ± its interval; {SIGNIFICANT_UP}/{SIGNIFICANT_DOWN} "
-        f"mark a gain whose interval excludes zero; {INCOMPLETE} marks a cell with failed or missing runs. "
+        f"mark a gain whose interval excludes zero ({SIGNIFICANT_UP} better, {SIGNIFICANT_DOWN} worse), and "
+        "\"Holm ▲\" or \"Holm n.s.\" says whether the mark survives Holm's correction over the whole table; "
+        f"{INCOMPLETE} marks a cell with failed or missing runs. "
         "`index.html` has the same tables, sortable and filterable, with the DLB-gain heatmap and accuracy "
         "against compute; `results.csv` has every number; `entries/` has one JSON file per cell with its "
         "provenance and the commands that reproduce it.",
         "",
     ]
     for table in board.tables:
-        out += [f"## {md(table.setting.title)}", "", *_table(table), ""]
+        out += [f"## {md(table.setting.title)}", "", *_table(table, metric), ""]
+        if table.gain_family and table.gain_family.shown:
+            out += [family_text(table.gain_family, "gain-over-CE"), ""]
+        if any(c.gain_ce_budget and c.gain_ce_budget != table.setting.budget for c in table.cells.values()):
+            out += ["CE forwards each sample once, so its runs at budget 'epochs' are its runs at budget "
+                    "'samples': the gains here pair with them, seed by seed.", ""]
         problems = _problems(table)
         if problems:
             out += ["Incomplete cells:", "", *problems, ""]
+        if table.interactions:
+            out += [f"### Compatibility: does the recipe's gain over {md(table.baseline_recipe)} survive the method?",
+                    "", interaction_intro(metric, table.baseline_recipe), "", *_interaction_table(table, metric), "",
+                    family_text(table.interaction_family, "interaction"), ""]
+    for pair in board.budget_pairs:
+        out += [f"## Equal epochs and equal forward samples: {md(pair.title)}", "", budget_pair_intro(), "",
+                *_budget_table(pair, metric), "", family_text(pair.family, "gain-over-CE"), ""]
+    cost = cost_lines(provenance["costs"])
+    if cost:
+        out += ["## Cost: estimated and actual wall time", "", *(f"- {md(line)}" for line in cost), ""]
     out += ["## How these results were produced", ""]
     for label, values, is_code in provenance_items(provenance):
         rendered = [code(v) if is_code else md(v) for v in values]

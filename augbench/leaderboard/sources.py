@@ -21,8 +21,9 @@ import yaml
 
 from augbench.errors import UsageError
 
-# The files the engine writes into a run folder, and the copy of the resolved experiment that tune writes.
-RESULT_FILE, CONFIG_FILE, EXPERIMENT_FILE = "result.json", "config.json", "experiment.yaml"
+# The files the engine writes into a run folder, the copy of the resolved experiment that tune writes, and the
+# cost estimate that ``augbench tune --dry-run --save`` writes beside it.
+RESULT_FILE, CONFIG_FILE, EXPERIMENT_FILE, ESTIMATE_FILE = "result.json", "config.json", "experiment.yaml", "estimate.json"
 REQUIRED_FIELDS = ("dataset", "model", "recipe", "method", "seed", "status")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -38,11 +39,17 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
     skipped: int = 0  # search trials, and plain runs where only final ones count
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> resolved definition
-    experiment_files: dict[str, str] = field(default_factory=dict)  # name -> its copy in the source folder  # search trials, and plain runs where only final ones count
+    experiment_files: dict[str, str] = field(default_factory=dict)  # name -> its copy in the source folder
+    estimates: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> its saved dry-run estimate
+    # name -> (started_at, finished_at) of every run of the experiment, search trials included (wall time)
+    run_spans: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def add(self, record: Any, origin: str, *, plain_allowed: bool) -> None:
         if not isinstance(record, dict):
             raise UsageError(f"--from {self.source}: {origin}: a result record must be a JSON object")
+        if record.get("experiment") and record.get("started_at") and record.get("finished_at"):
+            self.run_spans.setdefault(str(record["experiment"]), []).append(
+                (str(record["started_at"]), str(record["finished_at"])))
         phase = record.get("phase")
         if phase == "final" or (phase is None and plain_allowed):
             missing = [f for f in REQUIRED_FIELDS if f not in record]
@@ -53,6 +60,18 @@ class Loaded:
             self.origins.append(origin)
         else:
             self.skipped += 1
+
+
+def read_estimate(loaded: Loaded, path: Path) -> None:
+    """Adds a saved dry-run estimate (``augbench tune --dry-run --save``); an unreadable one is a note, not an error:
+    the records stand without it."""
+    try:
+        estimate = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        loaded.notes.append(f"{path}: not a readable estimate ({err})")
+        return
+    if isinstance(estimate, dict) and estimate.get("experiment"):
+        loaded.estimates[str(estimate["experiment"])] = estimate
 
 
 class FolderSource:
@@ -81,6 +100,8 @@ class FolderSource:
             if isinstance(definition, dict) and definition.get("name"):
                 loaded.experiments[str(definition["name"])] = definition
                 loaded.experiment_files[str(definition["name"])] = str(path)
+        for path in sorted(root.rglob(ESTIMATE_FILE)):
+            read_estimate(loaded, path)
         # A run folder with a config but no result is a run that has not finished (or died): say so.
         unfinished = sorted(str(p.parent) for p in root.rglob(CONFIG_FILE) if not (p.parent / RESULT_FILE).exists())
         if unfinished:
@@ -125,6 +146,7 @@ class OptunaStorageSource:
             storage = self._open(spec)
             studies = storage.get_all_studies()
             records = all_records(storage, phase="final")
+            searched = all_records(storage, phase="search")
         except UsageError as err:
             # The storage module names the flag it was written for; here the value came from --from.
             message = re.sub(r"^--storage \S+: ", "", str(err))
@@ -146,9 +168,13 @@ class OptunaStorageSource:
                 name = None  # only a convenience for the provenance; the records stand without it
             if name in loaded.experiments:
                 loaded.experiment_files[name] = str(copy)
+            if (Path(spec).parent / ESTIMATE_FILE).is_file():
+                read_estimate(loaded, Path(spec).parent / ESTIMATE_FILE)
         for record in records:
             origin = f"study {record.get('experiment')}/{record.get('cell')}/final, {record.get('slot', '?')}"
             loaded.add(record, origin, plain_allowed=False)
+        for record in searched:
+            loaded.add(record, "search trial", plain_allowed=False)  # counted for the wall time, then skipped
         return loaded
 
 

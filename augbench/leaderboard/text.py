@@ -4,35 +4,65 @@ from __future__ import annotations
 
 import yaml
 
-from augbench.leaderboard.stats import Interval, PairedGain
+from augbench.leaderboard.metrics import METRICS, Metric
+from augbench.leaderboard.stats import Family, Interval, PairedGain
 
 SIGNIFICANT_UP, SIGNIFICANT_DOWN = "▲", "▼"
+DEGENERATE = "degenerate"
+DEFAULT_METRIC = METRICS["test_acc"]
 
 
-def accuracy_text(interval: Interval | None) -> str:
+def accuracy_text(interval: Interval | None, metric: Metric = DEFAULT_METRIC) -> str:
     """``"91.23 ± 0.45"``; a single seed has no interval and says so."""
     if interval is None:
         return "no result"
+    d = metric.digits
     if interval.half_width is None:
-        return f"{interval.mean:.2f} (no interval)"
-    return f"{interval.mean:.2f} ± {interval.half_width:.2f}"
+        return f"{interval.mean:.{d}f} (no interval)"
+    return f"{interval.mean:.{d}f} ± {interval.half_width:.{d}f}"
 
 
-def gain_mark(gain: PairedGain | None) -> str:
-    """▲ or ▼ only when the paired interval excludes zero; nothing otherwise."""
+def gain_mark(gain: PairedGain | None, metric: Metric = DEFAULT_METRIC) -> str:
+    """▲ (better) or ▼ (worse, in the metric's direction) only when the paired interval excludes zero."""
     if gain is None or not gain.significant:
         return ""
-    return SIGNIFICANT_UP if gain.interval.mean > 0 else SIGNIFICANT_DOWN
+    return SIGNIFICANT_UP if metric.better(gain.interval.mean) else SIGNIFICANT_DOWN
 
 
-def gain_text(gain: PairedGain | None) -> str:
-    """``"+0.68 ± 0.20 ▲"``: the paired gain over CE with its interval and mark."""
+def holm_mark(gain: PairedGain | None, family: Family | None, key, metric: Metric = DEFAULT_METRIC) -> str:
+    """``"Holm ▲"`` when the mark survives Holm's correction over the table, ``"Holm n.s."`` when it does not;
+    nothing for an unmarked interval (Holm never adds a mark)."""
+    mark = gain_mark(gain, metric)
+    if not mark or family is None:
+        return ""
+    return f"Holm {mark}" if family.holm_significant(key) else "Holm n.s."
+
+
+def gain_text(gain: PairedGain | None, metric: Metric = DEFAULT_METRIC, family: Family | None = None,
+              key=None) -> str:
+    """``"+0.68 ± 0.20 ▲ (Holm ▲)"``: a paired difference with its interval, plain mark and, given the table's
+    family, its Holm mark; ``"+1.00 ± 0.00 degenerate"`` when every seed gave the same difference."""
     if gain is None:
         return ""
-    i = gain.interval
-    text = f"{i.mean:+.2f}" if i.half_width is None else f"{i.mean:+.2f} ± {i.half_width:.2f}"
-    mark = gain_mark(gain)
-    return f"{text} {mark}" if mark else text
+    i, d = gain.interval, metric.digits
+    text = f"{i.mean:+.{d}f}" if i.half_width is None else f"{i.mean:+.{d}f} ± {i.half_width:.{d}f}"
+    if gain.degenerate:
+        return f"{text} {DEGENERATE}"
+    mark = gain_mark(gain, metric)
+    holm = holm_mark(gain, family, key, metric)
+    return " ".join(part for part in (text, mark, f"({holm})" if holm else "") if part)
+
+
+def family_text(family: Family | None, what: str) -> str:
+    """One sentence for under a table: how many intervals it shows and what Holm's correction covered."""
+    if family is None or not family.shown:
+        return ""
+    untested = family.shown - family.tested - family.degenerate
+    return (f"This table shows {family.shown} {what} interval{'s' if family.shown != 1 else ''} "
+            f"({family.degenerate} degenerate, {untested} from one seed); Holm–Bonferroni covers the "
+            f"{family.tested} tested. Plain marks hold per interval (95%); Holm marks hold for the whole table at "
+            "once (family-wise 5%, Holm 1979). A degenerate interval (the same difference on every seed) is never "
+            "marked.")
 
 
 def count_text(value: float | None) -> str:
@@ -93,7 +123,7 @@ def protocol_text(tuned: str) -> str:
     return (f"{selection}; the test set is only reported, never used to select anything. Every number is a mean "
             "over seeds with its 95% Student-t interval and n; a method's gain over CE is paired by seed on the "
             "same backbone, recipe and setting, and is marked (▲ better, ▼ worse) only when its interval excludes "
-            "zero. Runs of different experiments, data sets, label noise, budgets, epochs or training-set sizes are "
+            "zero and is not degenerate. Runs of different experiments, data sets, label noise, budgets, epochs or training-set sizes are "
             "never pooled: each such setting has its own table. Cells with failed or missing runs are marked "
             "incomplete, and each cell's entry lists them.")
 
@@ -101,3 +131,43 @@ def protocol_text(tuned: str) -> str:
 def definition_yaml(definition: dict) -> str:
     """An experiment's resolved definition as the YAML ``augbench tune`` reads."""
     return yaml.safe_dump(definition, sort_keys=False, allow_unicode=True).rstrip("\n")
+
+
+def interaction_intro(metric: Metric, baseline_recipe: str | None) -> str:
+    """What the compatibility table holds, under its heading."""
+    return (f"Each cell: the interaction (recipe's effect under the method minus its effect under CE, in "
+            f"{metric.difference_unit} of {metric.short}, paired by seed over the seeds present in all four cells, ± its 95% "
+            f"interval, n seeds); below it the two effects over {baseline_recipe} on those seeds. Near zero: the "
+            "recipe's gain survives the method unchanged; ▼: the method loses part of the recipe's gain (or adds "
+            "to its harm); ▲: they work better together than apart.")
+
+
+def budget_pair_intro() -> str:
+    return ("Each method's gain over CE, paired by seed, at equal epochs (the method may forward more samples than "
+            "CE) and at equal forward samples (a two-view method trains fewer epochs); below each gain, its forward "
+            "samples per run relative to CE's.")
+
+
+def forward_ratio_text(ratio: float | None) -> str:
+    return "forward samples n/a" if ratio is None else f"{ratio:.2f}× CE's forward samples"
+
+
+def cost_lines(costs: list[dict]) -> list[str]:
+    """Per experiment: the dry-run estimate and the actual wall time, as plain sentences."""
+    lines = []
+    for cost in costs:
+        parts = []
+        estimate = cost["estimate"]
+        if estimate:
+            parts.append(f"estimated {seconds_text(estimate.get('seconds'))} for at most {estimate.get('runs')} "
+                         f"runs on {estimate.get('device') or 'the probing machine'} (augbench tune --dry-run, "
+                         f"{estimate.get('created_at') or 'undated'})")
+        if cost["actual_seconds"] is not None:
+            parts.append(f"actual {seconds_text(cost['actual_seconds'])} over {cost['runs']} runs (sum of each "
+                         f"run's finished_at − started_at, search trials included), "
+                         f"{seconds_text(cost['elapsed_seconds'])} from first start to last finish")
+            if estimate and estimate.get("seconds") and cost["actual_seconds"]:
+                parts.append(f"estimate/actual {estimate['seconds'] / cost['actual_seconds']:.2f}")
+        if parts:
+            lines.append(f"{cost['experiment']}: " + "; ".join(parts))
+    return lines

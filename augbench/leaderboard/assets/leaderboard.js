@@ -1,7 +1,16 @@
-// Sorting and filtering of the server-rendered tables; reads data-* attributes, never builds markup.
+// Sorting, filtering and the metric selector of the server-rendered page; reads data-* attributes, never builds
+// markup. Each metric has its own pre-rendered view; the selector shows one and hides the others.
 (function () {
   "use strict";
   var filters = Array.prototype.slice.call(document.querySelectorAll("select[data-filter]"));
+  var metricSelect = document.querySelector("select[data-metric-select]");
+
+  function showMetric() {
+    var chosen = metricSelect ? metricSelect.value : null;
+    document.querySelectorAll("[data-metric-view]").forEach(function (view) {
+      view.hidden = chosen !== null && view.getAttribute("data-metric-view") !== chosen;
+    });
+  }
 
   function wanted() {
     var want = {};
@@ -22,8 +31,10 @@
     var total = 0;
     document.querySelectorAll("section.setting").forEach(function (section) {
       section.hidden = !matches(section, want, ["dataset"]);
-      section.querySelectorAll("table.board tbody tr").forEach(function (row) {
+      var counted = !section.closest("[data-metric-view]").hidden;  // rows of the metric on show
+      section.querySelectorAll("table.board tbody tr, table.sidebyside tbody tr").forEach(function (row) {
         row.hidden = !matches(row, want, ["model", "recipe"]);
+        if (!counted || !row.closest("table.board")) { return; }
         total += 1;
         if (!row.hidden && !section.hidden) { shown += 1; }
       });
@@ -42,8 +53,10 @@
     var column = Array.prototype.indexOf.call(header.parentNode.children, header);
     var numeric = header.getAttribute("data-type") === "num";
     var current = header.getAttribute("aria-sort");
-    // Numbers start with the best (highest) first, names alphabetically; each further click reverses.
-    var direction = current === "none" ? (numeric ? "descending" : "ascending")
+    // Numbers start with the best first (highest, or lowest for NLL and ECE), names alphabetically; each further
+    // click reverses.
+    var best = header.getAttribute("data-better") === "lower" ? "ascending" : "descending";
+    var direction = current === "none" ? (numeric ? best : "ascending")
       : (current === "ascending" ? "descending" : "ascending");
     table.querySelectorAll("thead th").forEach(function (th) { th.setAttribute("aria-sort", "none"); });
     header.setAttribute("aria-sort", direction);
@@ -68,5 +81,9 @@
     button.addEventListener("click", function () { sortBy(button.closest("th")); });
   });
   filters.forEach(function (select) { select.addEventListener("change", applyFilters); });
+  if (metricSelect) {
+    metricSelect.addEventListener("change", function () { showMetric(); applyFilters(); });
+  }
+  showMetric();
   applyFilters();
 })();
