@@ -5,7 +5,7 @@ import pytest
 from augbench.engine import Callback, train
 from augbench.engine.run import METRICS_FILE
 
-TIMING = {"epoch_seconds", "images_per_second"}
+TIMING = {"epoch_seconds", "images_per_second", "eval_seconds", "test_seconds"}
 
 
 def metric_lines(run_dir):
@@ -14,7 +14,7 @@ def metric_lines(run_dir):
 
 
 def comparable(record):
-    drop = {"train_seconds", "samples_per_second", "peak_memory_mb", "started_at", "finished_at"}
+    drop = {"train_seconds", "eval_seconds", "samples_per_second", "peak_memory_mb", "started_at", "finished_at"}
     return {k: v for k, v in record.items() if k not in drop}
 
 

@@ -16,6 +16,7 @@ import yaml
 from augbench.augment import DLB_MIX_POLICIES, OPS, list_recipes, load_recipe
 from augbench.augment.erasing import Cutout
 from augbench.augment.mixing import MixParams
+from augbench.augment.pipeline import Pipeline
 from augbench.cli import main
 from augbench.engine import Callback, build, train
 from augbench.losses import kd_kl
@@ -192,18 +193,18 @@ def test_mixing_run_records_the_recipe_and_resumes_exactly(tmp_path, small_confi
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_every_op_keeps_size_and_dtype(op, shape):
     example = {"albumentations": {"transform": "Affine", "args": {"rotate": [-20, 20], "p": 1.0}}}
-    transform = OPS[op](**example.get(op, {}))
+    pipeline = Pipeline.from_spec([(op, example.get(op, {}))])
     torch.manual_seed(0)
-    image = torch.randint(0, 256, shape, dtype=torch.uint8)
-    outputs = [transform(image) for _ in range(8)]
-    assert all(o.shape == image.shape and o.dtype == torch.uint8 for o in outputs)
+    images = torch.randint(0, 256, (8, *shape), dtype=torch.uint8)
+    out = pipeline(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == torch.uint8
 
 
 def test_cutout_hole_is_scaled_for_28_px():
     cutout = Cutout(length=16, reference_size=32)
     assert cutout.hole_side(32, 32) == 16 and cutout.hole_side(28, 28) == 14
     torch.manual_seed(0)
-    filled = [(cutout(torch.full((1, 28, 28), 255, dtype=torch.uint8)) == 0).sum().item() for _ in range(200)]
+    filled = [(cutout.sample(torch.full((1, 28, 28), 255, dtype=torch.uint8)) == 0).sum().item() for _ in range(200)]
     assert max(filled) == 14 * 14 and min(filled) < 14 * 14  # holes at the border are clipped
 
 
@@ -263,7 +264,7 @@ BAD_RECIPES = [
      ["ops[2] (albumentations)", "'args.num_holes_range'", "CoarseDropout"]),
     ("op changes the image size", with_ops({"op": "albumentations", "transform": "Resize",
                                             "args": {"height": 16, "width": 16}}),
-     ["ops turn a 3x32x32", "size"]),
+     ["ops[2] (albumentations", "turns 3x32x32", "size"]),
     ("op entry not a mapping", {**BASE, "ops": ["flip"]}, ["ops[0]", "'op'"]),
     ("unknown mix field", {**BASE, "mix": {"mixup_alhpa": 1.0}}, ["mix", "unknown field 'mixup_alhpa'", "mixup_alpha"]),
     ("mix value out of range", {**BASE, "mix": {"mixup_alpha": 1.0, "prob": 2}}, ["mix", "'prob'", "[0, 1]"]),

@@ -1,27 +1,47 @@
-"""Per-sample augmentation operations, registered by name.
+"""Augmentation operations, registered by name, of two kinds.
 
-An operation is built from keyword arguments (as a recipe file gives them)
-and maps one uint8 ``[C, H, W]`` image tensor (grayscale or RGB) to another.
-Randomness comes from torch's global generator, which the loader seeds per
-batch, so every view is reproducible from (seed, epoch, batch).
+- A **batch** op acts on a whole uint8 ``[B, C, H, W]`` batch on the training
+  device and draws its per-sample parameters (crop offsets, flip mask, hole
+  boxes, ...) as tensors from the ``torch.Generator`` it is given. It never
+  leaves the device and never reads a value back to the host. Each batch op
+  also keeps ``sample(img)``, the same operation on one ``[C, H, W]`` image
+  drawn from torch's global generator: the per-sample reference that
+  ``augbench bench`` measures the batched form against.
+- A **sample** op maps one uint8 ``[C, H, W]`` image to another, drawing from
+  torch's global generator (torchvision's policies, Albumentations). Sample
+  ops run in the loader (DataLoader worker processes when there are any).
 
-A factory declares its arguments with annotated keyword parameters: the
-recipe loader checks names and types against them. Values out of range are
-reported by the factory itself with :class:`OpArgumentError`. This file
-holds the registry and the standard CIFAR crop and flip; the other op
-families live in their own files (``erasing``, ``policies``,
-``albumentations_op``).
+The registry says which kind each op is (:data:`OP_KINDS`). A factory declares
+its arguments with annotated keyword parameters: the recipe loader checks
+names and types against them. Values out of range are reported by the factory
+itself with :class:`OpArgumentError`.
+
+Fills: an op that uncovers or erases pixels takes ``fill``, an integer in
+``[0, 255]``, one integer per channel, or ``"mean"``: the per-channel mean of
+the data set's training images, which :func:`resolve_fill` substitutes when a
+recipe is prepared for a data set (normalised, the mean is 0, which is what
+Cutout's and AutoAugment's original code leave in their holes).
+
+This file holds the registry, the fill helpers and the standard CIFAR crop
+and flip; the other op families live in their own files (``erasing``,
+``policies``, ``albumentations_op``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
-Op = Callable[[torch.Tensor], torch.Tensor]
+Op = Callable[..., torch.Tensor]
 OPS: dict[str, Callable[..., Op]] = {}
+#: ``"batch"`` or ``"sample"`` for every registered op (see the module docstring).
+OP_KINDS: dict[str, str] = {}
+KINDS = ("batch", "sample")
+#: The type of a ``fill`` argument: a pixel value, one per channel, or the data set's mean.
+Fill = int | list | Literal["mean"]
 
 
 class OpArgumentError(ValueError):
@@ -44,47 +64,136 @@ def require(ok: bool, field: str, value, accepted: str) -> None:
         raise OpArgumentError(field, value, accepted)
 
 
-def register_op(name: str):
-    """Decorator: registers a factory ``(**args) -> Op`` under ``name``."""
+def register_op(name: str, kind: str = "sample"):
+    """Decorator: registers a factory ``(**args) -> Op`` under ``name`` as a ``batch`` or ``sample`` op."""
+    if kind not in KINDS:
+        raise ValueError(f"augmentation op '{name}': kind {kind!r}; accepted: {', '.join(KINDS)}")
 
     def wrap(factory):
         if name in OPS:
             raise ValueError(f"augmentation op '{name}' registered twice")
         OPS[name] = factory
+        OP_KINDS[name] = kind
         return factory
 
     return wrap
 
 
-@register_op("pad_crop")
+# -- fills -----------------------------------------------------------------------------------------
+
+FILL_ACCEPTED = "an integer in [0, 255], a list of one such integer per channel, or 'mean'"
+
+
+def check_fill(fill: Any, field: str = "fill") -> None:
+    """Raises :class:`OpArgumentError` unless ``fill`` is a pixel value, one per channel, or ``"mean"``."""
+    if fill == "mean":
+        return
+    values = fill if isinstance(fill, list) else [fill]
+    ok = bool(values) and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values)
+    require(ok, field, fill, FILL_ACCEPTED)
+
+
+def resolve_fill(fill: Any, mean: Sequence[float] | None) -> Any:
+    """``"mean"`` as the data set's per-channel mean in uint8 units (``mean`` in [0, 1]); other fills unchanged."""
+    if fill != "mean":
+        return fill
+    if mean is None:
+        raise ValueError("fill 'mean' needs the data set's mean: prepare the recipe for a data set first")
+    return [int(round(255.0 * m)) for m in mean]
+
+
+def fill_values(fill: Any, channels: int) -> list[int]:
+    """One fill value per channel (a single value is repeated)."""
+    if fill == "mean":
+        raise ValueError("fill 'mean' was not resolved: prepare the recipe for a data set first")
+    values = fill if isinstance(fill, list) else [fill]
+    if len(values) == 1:
+        values = values * channels
+    if len(values) != channels:
+        raise ValueError(f"fill {fill!r} has {len(values)} values for a {channels}-channel image")
+    return values
+
+
+_FILL_TENSORS: dict[tuple, torch.Tensor] = {}
+
+
+def fill_tensor(fill: Any, channels: int, device: torch.device) -> torch.Tensor:
+    """A uint8 ``[C, 1, 1]`` fill for ``channels`` channels, made once per device (a copy to an accelerator
+    from host memory would wait for the device at every step)."""
+    values = tuple(fill_values(fill, channels))
+    key = (values, str(device))
+    if key not in _FILL_TENSORS:
+        _FILL_TENSORS[key] = torch.tensor(values, dtype=torch.uint8, device=device).view(channels, 1, 1)
+    return _FILL_TENSORS[key]
+
+
+def uniform_int(high: torch.Tensor | int, size: int, generator: torch.Generator, device) -> torch.Tensor:
+    """Integers uniform in ``[0, high)`` (``high`` may differ per sample), drawn on ``device``."""
+    return (torch.rand(size, generator=generator, device=device) * high).long()
+
+
+# -- crop and flip ---------------------------------------------------------------------------------
+
+@register_op("pad_crop", kind="batch")
 class PadCrop:
-    """Zero-pad by ``padding`` pixels and take a random crop of the original size (He et al. 2016)."""
+    """Pad by ``padding`` pixels with ``fill`` and take a random crop of the original size (He et al. 2016).
 
-    def __init__(self, padding: int = 4, fill: int = 0):
+    Batched: the offsets ``(top, left)`` are drawn uniformly from ``[0, 2p]``
+    per sample and the crops are gathered in two passes (rows, then columns).
+    """
+
+    def __init__(self, padding: int = 4, fill: Fill = 0):
         require(padding >= 0, "padding", padding, "an integer >= 0")
-        require(0 <= fill <= 255, "fill", fill, "an integer in [0, 255]")
-        self.padding = int(padding)
-        self.fill = int(fill)
+        check_fill(fill)
+        self.padding, self.fill = int(padding), fill
 
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+    def _padded(self, images: torch.Tensor) -> torch.Tensor:
+        p = self.padding
+        values = fill_values(self.fill, images.shape[-3])
+        if len(set(values)) == 1:
+            return F.pad(images, (p, p, p, p), value=values[0])
+        fill = fill_tensor(self.fill, images.shape[-3], images.device)
+        padded = fill.expand(*images.shape[:-2], images.shape[-2] + 2 * p, images.shape[-1] + 2 * p).clone()
+        padded[..., p:-p, p:-p] = images
+        return padded
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        p = self.padding
+        if p == 0:
+            return images
+        b, c, h, w = images.shape
+        wide = w + 2 * p
+        padded = self._padded(images).reshape(b, c, (h + 2 * p) * wide)
+        offsets = uniform_int(2 * p + 1, 2 * b, generator, images.device).view(2, b, 1)
+        # One gather: output pixel (y, x) of sample i reads padded pixel (top_i + y, left_i + x).
+        grid = (torch.arange(h, device=images.device).view(h, 1) * wide
+                + torch.arange(w, device=images.device).view(1, w)).view(1, h * w)
+        index = offsets[0] * wide + offsets[1] + grid
+        return padded.gather(2, index.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
+
+    def sample(self, img: torch.Tensor) -> torch.Tensor:
         p = self.padding
         if p == 0:
             return img
         _, h, w = img.shape
-        padded = F.pad(img, (p, p, p, p), value=self.fill)
+        padded = self._padded(img)
         top, left = torch.randint(0, 2 * p + 1, (2,)).tolist()
         return padded[:, top:top + h, left:left + w]
 
 
-@register_op("flip")
+@register_op("flip", kind="batch")
 class HorizontalFlip:
-    """Mirror left-right with probability ``p``."""
+    """Mirror left-right with probability ``p``, each sample independently."""
 
     def __init__(self, p: float = 0.5):
         require(0 <= p <= 1, "p", p, "a number in [0, 1]")
         self.p = float(p)
 
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        flip = torch.rand(images.shape[0], generator=generator, device=images.device) < self.p
+        return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+
+    def sample(self, img: torch.Tensor) -> torch.Tensor:
         if torch.rand(()) < self.p:
             return img.flip(-1)
         return img

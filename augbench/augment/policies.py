@@ -25,7 +25,7 @@ from typing import Literal
 
 from torchvision.transforms import v2
 
-from augbench.augment.ops import register_op, require
+from augbench.augment.ops import Fill, check_fill, register_op, require
 
 AUTOAUGMENT_POLICIES = {
     "cifar10": v2.AutoAugmentPolicy.CIFAR10,
@@ -34,34 +34,34 @@ AUTOAUGMENT_POLICIES = {
 }
 
 
-def _check_fill(fill: int) -> None:
-    require(0 <= fill <= 255, "fill", fill, "an integer in [0, 255]")
+def _fill(fill: Fill) -> int | list[int]:
+    """The fill torchvision gets; ``mean`` stands in as 0 until the recipe is prepared for a data set."""
+    check_fill(fill)
+    return 0 if fill == "mean" else fill
 
 
 @register_op("autoaugment")
-def autoaugment(policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: int = 0) -> v2.Transform:
+def autoaugment(policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: Fill = 0) -> v2.Transform:
     """AutoAugment (Cubuk et al. 2019) with the policy learned on ``policy``."""
-    _check_fill(fill)
-    return v2.AutoAugment(AUTOAUGMENT_POLICIES[policy], fill=fill)
+    return v2.AutoAugment(AUTOAUGMENT_POLICIES[policy], fill=_fill(fill))
 
 
 @register_op("randaugment")
-def randaugment(num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill: int = 0) -> v2.Transform:
+def randaugment(num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill: Fill = 0) -> v2.Transform:
     """RandAugment (Cubuk et al. 2020): N = ``num_ops`` operations at magnitude M = ``magnitude``."""
     require(num_ops >= 0, "num_ops", num_ops, "an integer >= 0")
     require(num_magnitude_bins >= 2, "num_magnitude_bins", num_magnitude_bins, "an integer >= 2")
     require(0 <= magnitude < num_magnitude_bins, "magnitude", magnitude,
             f"an integer in [0, num_magnitude_bins - 1 = {num_magnitude_bins - 1}]")
-    _check_fill(fill)
-    return v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill)
+    return v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=num_magnitude_bins,
+                          fill=_fill(fill))
 
 
 @register_op("trivialaugment")
-def trivialaugment(num_magnitude_bins: int = 31, fill: int = 0) -> v2.Transform:
+def trivialaugment(num_magnitude_bins: int = 31, fill: Fill = 0) -> v2.Transform:
     """TrivialAugment Wide (Müller & Hutter 2021): one operation, uniformly drawn magnitude."""
     require(num_magnitude_bins >= 2, "num_magnitude_bins", num_magnitude_bins, "an integer >= 2")
-    _check_fill(fill)
-    return v2.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=fill)
+    return v2.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=_fill(fill))
 
 
 @register_op("color_jitter")

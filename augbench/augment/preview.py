@@ -65,7 +65,8 @@ def recipe_grid(recipe: Recipe, images: torch.Tensor, labels: torch.Tensor, clas
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            view0, view1 = (torch.stack([recipe.pipeline(img) for img in images]) for _ in range(2))
+            generator = torch.Generator().manual_seed(seed)
+            view0, view1 = (recipe.pipeline(images, generator) for _ in range(2))
             columns = [("original", images.float() / 255), ("view 0", view0.float() / 255),
                        ("view 1", view1.float() / 255)]
             notes, mixing = "", {}  # column heading -> the mixing drawn in it

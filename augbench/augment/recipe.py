@@ -30,6 +30,7 @@ import inspect
 import random
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -41,7 +42,7 @@ import yaml
 
 from augbench.augment.mixing import BatchMixer, MixConfig
 from augbench.augment.ops import OPS, OpArgumentError
-from augbench.augment.pipeline import SamplePipeline
+from augbench.augment.pipeline import Pipeline, SamplePipeline
 from augbench.errors import UsageError
 
 #: How a method that replays a batch (DLB) mixes the replay; see ``augbench/methods/dlb.py``.
@@ -96,31 +97,45 @@ class Recipe:
             mix = ", ".join(parts)
         return f"ops: {ops}; mix: {mix}; dlb_mix: {self.mix_policy}"
 
-    def prepared(self, num_classes: int, image_shape: tuple[int, int, int]) -> Recipe:
-        """This recipe with its mixer built for ``num_classes``, checked on one ``image_shape`` image.
+    def prepared(self, num_classes: int, image_shape: tuple[int, int, int], mean: Sequence[float] | None = None,
+                 device: torch.device | str = "cpu") -> Recipe:
+        """This recipe for one data set: fills resolved, mixer built, every op checked on a probe batch.
 
-        The check runs the operations once on a gray image (without touching
-        any global random state) so that an operation that cannot handle the
-        data set's images fails here, before a run writes anything.
+        ``mean`` (per channel, in [0, 1]) replaces ``fill: mean``. The check
+        runs each operation once on a gray batch (without touching any global
+        random state), sample ops on the host and the device stage on
+        ``device``, so that an operation that cannot handle the data set's
+        images, or cannot run on the device, fails here, naming it, before a
+        run writes anything.
         """
         c, h, w = image_shape
-        probe = torch.full((c, h, w), 128, dtype=torch.uint8)
+        pipeline = self.pipeline
+        if mean is not None:
+            pipeline = pipeline.for_dataset(mean)
+        device = torch.device(device)
+        images = torch.full((2, c, h, w), 128, dtype=torch.uint8)
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
             with torch.random.fork_rng(devices=[]):
-                out = self.pipeline(probe)
-        except Exception as err:  # any failure of any library's op is the recipe's to report
-            raise UsageError(f"{self.source}: ops fail on a {c}x{h}x{w} image ({type(err).__name__}: {err}); "
-                             f"accepted: operations that work on {c}-channel {h}x{w} uint8 images") from None
+                for i, (op, kind, (name, _)) in enumerate(zip(pipeline.ops, pipeline.kinds, pipeline.spec)):
+                    on = torch.device("cpu") if i < pipeline.split else device
+                    where = f"{self.source}: ops[{i}] ({name}, a {kind} op on {on.type})"
+                    images = images.to(on)
+                    try:
+                        images = Pipeline._run([op], [kind], images, torch.Generator(device=on).manual_seed(0))
+                    except Exception as err:  # any failure of any library's op is the recipe's to report
+                        raise UsageError(f"{where}: fails on {c}x{h}x{w} images ({type(err).__name__}: {err}); "
+                                         f"accepted: operations that work on {c}-channel {h}x{w} uint8 images "
+                                         f"on {on.type}") from None
+                    if tuple(images.shape) != (2, c, h, w) or images.dtype != torch.uint8:
+                        raise UsageError(f"{where}: turns {c}x{h}x{w} uint8 images into "
+                                         f"{'x'.join(map(str, images.shape[1:]))} {images.dtype}; accepted: "
+                                         f"operations whose result has the input's size and dtype")
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
-        if tuple(out.shape) != (c, h, w) or out.dtype != torch.uint8:
-            raise UsageError(f"{self.source}: ops turn a {c}x{h}x{w} uint8 image into "
-                             f"{'x'.join(map(str, out.shape))} {out.dtype}; accepted: operations whose result has "
-                             f"the input's size and dtype")
         mixer = BatchMixer(self.mix, num_classes) if self.mix is not None else None
-        return dataclasses.replace(self, mixer=mixer)
+        return dataclasses.replace(self, pipeline=pipeline, mixer=mixer)
 
 
 # -- finding recipes ---------------------------------------------------------------------------------

@@ -1,11 +1,22 @@
 """One training run: data, model, method, optimizer, per-epoch evaluation, checkpoints, the record.
 
-The hot loop is ``_train_epoch``: move a batch to the device, let the method
-compute its loss, step. Everything a method does lives in its own file.
+The hot loop is ``_train_epoch``: take a batch (already augmented and
+normalised on the device), let the method compute its loss, step. It never
+reads a value back to the host per step: loss, accuracy and the method's
+loss parts accumulate as device tensors and are read every
+``FINITE_CHECK_EVERY`` steps (the non-finite-loss check) and at the end of
+the epoch. Everything a method does lives in its own file.
+
+Evaluation: the validation split after every epoch (the pruner and best-val
+selection need it); the test split once at the end, on the final weights and
+on a copy of the weights from the best-validation epoch, kept since that
+epoch (in memory and in the checkpoint). So ``test_acc_at_best_val`` is exact
+and the test set costs two passes per run, not one per epoch.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -23,7 +34,6 @@ import torch
 from tqdm import tqdm
 
 from augbench import models
-from augbench.augment.pipeline import normalize
 from augbench.augment.recipe import Recipe, load_recipe
 from augbench.config import RunConfig
 from augbench.data import (
@@ -43,6 +53,8 @@ from augbench.methods import Batch, Method, create_method
 from augbench.track.record import device_name, git_commit, now_iso, read_json, versions, write_json_atomic
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, RESULT_FILE = "config.json", "metrics.jsonl", "checkpoint.pt", "result.json"
+#: Steps between two reads of the running loss (the non-finite check); the only host syncs inside an epoch.
+FINITE_CHECK_EVERY = 50
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,6 +67,25 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
     return device
+
+
+def bf16_problem(device: torch.device) -> str | None:
+    """Why ``--bf16`` would not help on ``device`` (None when it runs natively).
+
+    On a CPU, bfloat16 autocast is emulated, and slower than float32, unless the
+    CPU has AVX512-BF16 or AMX-BF16 instructions; on CUDA the GPU must support it.
+    """
+    if device.type == "cuda":
+        return None if torch.cuda.is_bf16_supported() else f"{torch.cuda.get_device_name(device)} has no bfloat16"
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            flags = ""
+        if "avx512_bf16" in flags or "amx_bf16" in flags:
+            return None
+        return "this CPU has no native bfloat16 instructions (avx512_bf16 or amx_bf16)"
+    return f"bfloat16 is not supported on {device.type} by augbench"
 
 
 @dataclass
@@ -74,6 +105,7 @@ class Setup:
     steps_per_epoch: int
     planned_steps: int
     num_epochs: int
+    data_splits: str | None = None  # where val and test came from, when not the obvious reading
 
 
 def build(config: RunConfig, *, data_root: str | None = None, download: bool = False, device: str = "auto",
@@ -83,9 +115,11 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
     config.validate()
     recipe = recipe or load_recipe(config.recipe)
     dev = resolve_device(device)
+    if config.bf16 and (problem := bf16_problem(dev)):
+        raise UsageError(f"--bf16: {problem}; accepted: a device with native bfloat16 (leave out --bf16)")
     noise = parse_label_noise(config.label_noise)
     method_cls_args = dict(config.method_args)
-    ds = load_dataset(config.dataset, data_root=data_root, download=download)
+    ds = load_dataset(config.dataset, data_root=data_root, download=download, image_size=config.image_size)
 
     # Every global generator a run draws from (batch mixing uses numpy's, as timm does) starts from the seed.
     torch.manual_seed(config.seed)
@@ -96,7 +130,12 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    train_idx, val_idx = stratified_split(ds.train_labels, config.val_fraction, config.seed)
+    if ds.val_images is not None:  # the data set ships a validation split: it replaces --val-fraction
+        train_idx = torch.arange(len(ds.train_labels))
+        val_images, val_labels = ds.val_images, ds.val_labels
+    else:
+        train_idx, val_idx = stratified_split(ds.train_labels, config.val_fraction, config.seed)
+        val_images, val_labels = ds.train_images[val_idx], ds.train_labels[val_idx]
     if config.train_subset is not None:
         train_idx = stratified_subset(train_idx, ds.train_labels, config.train_subset, config.seed)
     if len(train_idx) < config.batch_size:
@@ -108,22 +147,22 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
         train_labels, flipped = add_label_noise(train_labels, kind, rate, ds.num_classes, config.seed)
         noise_info = {"kind": kind, "rate": rate, "flipped_fraction": flipped}
 
-    recipe = recipe.prepared(ds.num_classes, tuple(ds.train_images.shape[1:]))
+    recipe = recipe.prepared(ds.num_classes, tuple(ds.train_images.shape[1:]), mean=ds.mean, device=dev)
     loader = TrainLoader(ds.train_images[train_idx], train_labels, torch.arange(len(train_idx)), recipe.pipeline,
                          method.num_views, config.batch_size, ds.mean, ds.std, config.seed,
-                         sampler=method.sampler or "shuffle", num_workers=num_workers, mp_context=mp_context)
-    mean, std = torch.tensor(ds.mean), torch.tensor(ds.std)
-
-    def on_device(images, labels):
-        return normalize(images, mean, std).to(dev), labels.to(dev)
+                         sampler=method.sampler or "shuffle", num_workers=num_workers, mp_context=mp_context,
+                         device=dev, dtype=torch.bfloat16 if config.bf16 else torch.float32,
+                         channels_last=config.channels_last)
 
     plan = plan_budget(config.budget, config.epochs, len(loader), method.forward_passes_per_sample)
     method.setup(len(train_idx), dev)
+    # Evaluation images stay uint8 on the device and are normalised per evaluation batch.
     return Setup(
         config=config, device=dev, loader=loader, model=model, method=method, recipe=recipe,
-        val=on_device(ds.train_images[val_idx], ds.train_labels[val_idx]),
-        test=on_device(ds.test_images, ds.test_labels),
-        sizes={"train_size": len(train_idx), "val_size": len(val_idx), "test_size": len(ds.test_labels)},
+        val=(val_images.to(dev), val_labels.to(dev)),
+        test=(ds.test_images.to(dev), ds.test_labels.to(dev)),
+        sizes={"train_size": len(train_idx), "val_size": len(val_labels), "test_size": len(ds.test_labels)},
+        data_splits=ds.splits,
         label_noise=noise_info, steps_per_epoch=plan.steps_per_epoch, planned_steps=plan.planned_steps,
         num_epochs=plan.num_epochs,
     )
@@ -169,6 +208,9 @@ class Run:
         scale = cfg.epochs / setup.planned_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: factor(step * scale))
         self.history: list[dict[str, Any]] = []
+        # The weights of the best-validation epoch so far: {"epoch", "val_acc", "state"} (None before any).
+        self.best: dict[str, Any] | None = None
+        self.final_test: dict[str, Any] = {}
         self.step = 0
         self.forward_samples = 0
         self.train_seconds = 0.0
@@ -184,7 +226,7 @@ class Run:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "method": self.s.method.state_dict(), "rng": _rng_state(), "history": self.history,
             "forward_samples": self.forward_samples, "train_seconds": self.train_seconds,
-            "started_at": self.started_at,
+            "started_at": self.started_at, "best": self.best,
         }
         tmp = self._path(CHECKPOINT_FILE + ".tmp")
         torch.save(state, tmp)
@@ -200,6 +242,7 @@ class Run:
         self.history = state["history"]
         self.step, self.forward_samples = state["step"], state["forward_samples"]
         self.train_seconds, self.started_at = state["train_seconds"], state["started_at"]
+        self.best = state["best"]
         # Drop metric lines written after the checkpoint (a crash between the two).
         lines = "".join(json.dumps(m) + "\n" for m in self.history)
         tmp = self._path(METRICS_FILE + ".tmp")
@@ -209,61 +252,99 @@ class Run:
 
     # -- training ----------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
-        s, cfg = self.s, self.s.config
+        s = self.s
         model, method, device = s.model, s.method, s.device
         model.train()
         method.on_epoch_start(epoch, s.num_epochs)
         steps = min(s.steps_per_epoch, s.planned_steps - self.step)
-        loss_sum, correct, seen, forwarded = 0.0, 0, 0, 0
-        parts_sum: dict[str, float] = {}
+        # Running sums stay on the device: reading them is a host sync, done every FINITE_CHECK_EVERY steps.
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        parts_sum: dict[str, torch.Tensor] = {}
+        seen, forwarded, checked = 0, 0, 0
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{s.num_epochs}", disable=not self.progress,
                    leave=False, dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
         start = time.perf_counter()
-        for i, (views, labels, index) in enumerate(s.loader.epoch(epoch)):
-            if i >= steps:
+        step = 0
+        for step, (views, labels, index) in enumerate(s.loader.epoch(epoch), start=1):
+            if step > steps:
+                step -= 1
                 break
-            if cfg.channels_last:
-                views = [v.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last) for v in views]
-            else:
-                views = [v.to(device, non_blocking=True) for v in views]
-            batch = Batch(views, labels.to(device), index.to(device), s.recipe.mixer, s.recipe.mix_policy)
+            batch = Batch(views, labels, index, s.recipe.mixer, s.recipe.mix_policy)
             with torch.autocast(device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
                 out = method.step(model, batch)
-            if not torch.isfinite(out.loss):
-                raise EarlyStop("failed", f"non-finite loss ({out.loss.item()}) at epoch {epoch + 1}, step {i + 1}")
             self.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
-            n = len(out.labels)
-            loss_sum += out.loss.item() * n
-            correct += (out.logits.argmax(1) == out.labels).sum().item()
+            n = out.labels.shape[0]
+            loss_sum += out.loss.detach().float() * n
+            correct += (out.logits.detach().argmax(1) == out.labels).sum()
+            for key, value in out.parts.items():
+                parts_sum[key] = parts_sum.get(key, 0.0) + value.detach().float() * n
             seen += n
             forwarded += out.forward_samples
-            for key, value in out.parts.items():
-                parts_sum[key] = parts_sum.get(key, 0.0) + value * n
-            rate = forwarded / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}", img_s=f"{rate:.0f}",
-                            refresh=False)
             bar.update()
+            if step % FINITE_CHECK_EVERY == 0:
+                self._check_finite(loss_sum, epoch, checked + 1, step)
+                checked = step
+                rate = forwarded / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}",
+                                img_s=f"{rate:.0f}", refresh=False)
+        self._check_finite(loss_sum, epoch, checked + 1, step)
         bar.close()
         seconds = time.perf_counter() - start
         method.on_epoch_end(epoch, s.num_epochs)
         self.train_seconds += seconds
         self.forward_samples += forwarded
+        seen = max(seen, 1)
         metrics = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
-                   "train_loss": loss_sum / max(seen, 1), "train_acc": 100.0 * correct / max(seen, 1),
-                   **{f"train_{k}": v / max(seen, 1) for k, v in parts_sum.items()},
+                   "train_loss": loss_sum.item() / seen, "train_acc": 100.0 * correct.item() / seen,
+                   **{f"train_{k}": v.item() / seen for k, v in parts_sum.items()},
                    "epoch_seconds": seconds, "images_per_second": forwarded / max(seconds, 1e-9),
                    "forward_samples": self.forward_samples}
         return metrics
 
-    def _evaluate(self, metrics: dict[str, Any]) -> None:
+    @staticmethod
+    def _check_finite(loss_sum: torch.Tensor, epoch: int, first: int, last: int) -> None:
+        """Ends the run (failed) if a loss since the last check was not finite, naming the step range."""
+        if last >= first and not torch.isfinite(loss_sum).item():
+            raise EarlyStop("failed", f"non-finite loss at epoch {epoch + 1}, between steps {first} and {last}")
+
+    def _evaluate(self, split: str) -> dict[str, float]:
         s, cfg = self.s, self.s.config
-        for split, (images, labels) in (("val", s.val), ("test", s.test)):
-            result = evaluate(s.model, images, labels, cfg.eval_batch_size, cfg.channels_last, self.autocast_dtype)
-            metrics.update({f"{split}_{k}": v for k, v in result.items()})
+        images, labels = s.val if split == "val" else s.test
+        result = evaluate(s.model, images, labels, s.loader.mean, s.loader.std, cfg.eval_batch_size,
+                          cfg.channels_last, self.autocast_dtype)
+        return {f"{split}_{k}": v for k, v in result.items()}
+
+    def _validate(self, metrics: dict[str, Any], epoch: int) -> None:
+        """Validation metrics into ``metrics``; a copy of the weights when validation improves."""
+        start = time.perf_counter()
+        metrics.update(self._evaluate("val"))
+        val = metrics["val_acc"]
+        if not math.isnan(val) and (self.best is None or val > self.best["val_acc"]):
+            state = {k: v.detach().clone() for k, v in self.s.model.state_dict().items()}
+            self.best = {"epoch": epoch + 1, "val_acc": val, "state": state}
+        metrics["eval_seconds"] = time.perf_counter() - start
+
+    def _test(self) -> dict[str, Any]:
+        """Test metrics of the final weights and, exactly, of the best-validation epoch's weights."""
+        start = time.perf_counter()
+        result = self._evaluate("test")
+        last_epoch = self.history[-1]["epoch"] if self.history else None
+        if self.best is not None and self.best["epoch"] != last_epoch:
+            final_state = copy.deepcopy(self.s.model.state_dict())
+            self.s.model.load_state_dict(self.best["state"])
+            at_best = self._evaluate("test")
+            self.s.model.load_state_dict(final_state)
+        else:
+            at_best = result
+        if self.best is not None:
+            result.update({"test_acc_at_best_val": at_best["test_acc"], "best_val_epoch": self.best["epoch"]})
+        result["test_seconds"] = time.perf_counter() - start
+        return result
 
     def execute(self, resume: bool) -> dict[str, Any]:
         s = self.s
@@ -274,8 +355,12 @@ class Run:
         try:
             for epoch in range(start_epoch, s.num_epochs):
                 metrics = self._train_epoch(epoch)
-                self._evaluate(metrics)
-                self.history.append(metrics)
+                self._validate(metrics, epoch)
+                if epoch == s.num_epochs - 1:
+                    self.history.append(metrics)
+                    metrics.update(self._test())
+                else:
+                    self.history.append(metrics)
                 with open(self._path(METRICS_FILE), "a") as f:
                     f.write(json.dumps(metrics) + "\n")
                 self._checkpoint(epoch)
@@ -285,6 +370,8 @@ class Run:
         except EarlyStop as stop:
             status, reason = stop.status, stop.reason
             self.log(f"run {status}: {reason}")
+            if status != "failed" and self.history and "test_acc" not in self.history[-1]:
+                self.history[-1].update(self._test())  # a pruned run still reports its test accuracy
         record = self.record(status, reason)
         write_json_atomic(self._path(RESULT_FILE), record)
         for cb in self.callbacks:
@@ -294,18 +381,18 @@ class Run:
     def record(self, status: str, reason: str | None) -> dict[str, Any]:
         s, cfg = self.s, self.s.config
         last = self.history[-1] if self.history else {}
-        with_val = [m for m in self.history if not math.isnan(m.get("val_acc", float("nan")))]
-        best = max(with_val, key=lambda m: m["val_acc"]) if with_val else None
+        best = self.best
         record = {
             "dataset": cfg.dataset, "model": cfg.model, "recipe": s.recipe.name, "recipe_spec": s.recipe.spec,
             "method": cfg.method, "method_args": s.method.args, "hyperparameters": cfg.hyperparameters(),
             "seed": cfg.seed,
             "epochs": cfg.epochs, "epochs_trained": len(self.history), "budget": cfg.budget,
-            **s.sizes, "label_noise": s.label_noise,
-            "test_acc": last.get("test_acc"), "test_acc_at_best_val": best["test_acc"] if best else None,
+            **s.sizes, "data_splits": s.data_splits, "label_noise": s.label_noise,
+            "test_acc": last.get("test_acc"), "test_acc_at_best_val": last.get("test_acc_at_best_val"),
             "best_val_acc": best["val_acc"] if best else None, "best_val_epoch": best["epoch"] if best else None,
             "val_acc": last.get("val_acc"), "test_nll": last.get("test_nll"), "test_ece": last.get("test_ece"),
             "forward_samples": self.forward_samples, "train_seconds": self.train_seconds,
+            "eval_seconds": sum(m.get("eval_seconds", 0.0) + m.get("test_seconds", 0.0) for m in self.history),
             "samples_per_second": self.forward_samples / self.train_seconds if self.train_seconds else None,
             "peak_memory_mb": _peak_memory_mb(s.device), "device": device_name(s.device),
             "versions": versions(), "git_commit": git_commit(), "started_at": self.started_at,
@@ -317,9 +404,9 @@ class Run:
 
 
 def _epoch_line(m: dict[str, Any], num_epochs: int) -> str:
+    test = f"test {m['test_acc']:.2f}%  " if "test_acc" in m else ""
     return (f"epoch {m['epoch']}/{num_epochs}  loss {m['train_loss']:.4f}  train {m['train_acc']:.2f}%  "
-            f"val {m['val_acc']:.2f}%  test {m['test_acc']:.2f}%  {m['images_per_second']:.0f} img/s  "
-            f"{m['epoch_seconds']:.1f}s")
+            f"val {m['val_acc']:.2f}%  {test}{m['images_per_second']:.0f} img/s  {m['epoch_seconds']:.1f}s")
 
 
 def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, data_root: str | None = None,

@@ -36,8 +36,8 @@ class Batch:
     """One training batch as the loader produced it, on the training device.
 
     Attributes:
-        views: independently augmented, normalized views of the same samples,
-            as many as the method asked for (``Method.num_views``).
+        views: independently augmented, normalized views of the same samples, on the training device
+            (float32, or bfloat16 under ``--bf16``), as many as the method asked for (``Method.num_views``).
         labels: int64 class labels ``[n]`` (after any label noise).
         index: int64 positions of the samples in the training set ``[n]``.
         mixer: the recipe's batch mixing, or None when the recipe mixes nothing.
@@ -74,14 +74,15 @@ class StepOutput:
         logits: logits of the current batch (for the running train accuracy).
         labels: the labels ``logits`` are scored against.
         forward_samples: samples forwarded through the model in this step.
-        parts: named loss components for logging (floats).
+        parts: named loss components for logging, as detached 0-d tensors on the device (the engine
+            sums them there and reads them once per epoch: a method never reads a value back per step).
     """
 
     loss: torch.Tensor
     logits: torch.Tensor
     labels: torch.Tensor
     forward_samples: int
-    parts: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Method:

@@ -21,4 +21,4 @@ class CrossEntropy(Method):
         logits = model(images)
         loss = soft_cross_entropy(logits, targets)
         return StepOutput(loss=loss, logits=logits, labels=batch.labels, forward_samples=images.shape[0],
-                          parts={"ce": loss.item()})
+                          parts={"ce": loss.detach()})

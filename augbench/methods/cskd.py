@@ -71,4 +71,4 @@ class ClassWiseSelfKD(Method):
         kd = kd_kl(logits, partner_logits.float(), self.temperature)
         loss = ce + self.lambda_cls * kd
         return StepOutput(loss=loss, logits=logits, labels=labels, forward_samples=2 * n,
-                          parts={"ce": ce.item(), "kd": kd.item()})
+                          parts={"ce": ce.detach(), "kd": kd.detach()})

@@ -76,13 +76,13 @@ class DLB(Method):
 
     def step(self, model, batch: Batch) -> StepOutput:
         current, current_targets, current_mix = batch.mix(batch.views[0], batch.labels)
-        parts: dict[str, float] = {}
+        parts: dict[str, torch.Tensor] = {}
 
         if self.teacher_logits is None:
             logits = model(current)
             loss = soft_cross_entropy(logits, current_targets)
             forwarded = current.shape[0]
-            parts["ce"] = loss.item()
+            parts["ce"] = loss.detach()
         else:
             replay, replay_targets = self._replay_inputs(batch)
             n_replay, n_current = replay.shape[0], current.shape[0]
@@ -98,7 +98,7 @@ class DLB(Method):
             kd = kd_kl(replay_logits, self.teacher_logits, self.temperature)
             loss = ce + self.alpha * kd
             forwarded = n_replay + n_current
-            parts.update(ce=ce.item(), kd=kd.item())
+            parts.update(ce=ce.detach(), kd=kd.detach())
 
         # This step's batch becomes the next step's replay; its logits the next teacher.
         self.replay_images = batch.views[1].detach()

@@ -42,4 +42,4 @@ class LabelSmoothing(Method):
         smoothed = (1.0 - self.epsilon) * as_probabilities(targets, self.num_classes) + self.epsilon / self.num_classes
         loss = soft_cross_entropy(logits, smoothed)
         return StepOutput(loss=loss, logits=logits, labels=batch.labels, forward_samples=images.shape[0],
-                          parts={"ce_smoothed": loss.item()})
+                          parts={"ce_smoothed": loss.detach()})

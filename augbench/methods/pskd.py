@@ -91,7 +91,7 @@ class ProgressiveSelfKD(Method):
         self.next_memory[batch.index] = torch.softmax(logits.detach().float(), dim=1)
         self.next_remembered[batch.index] = True
         return StepOutput(loss=loss, logits=logits, labels=batch.labels, forward_samples=images.shape[0],
-                          parts={"ce_soft": loss.item()})
+                          parts={"ce_soft": loss.detach()})
 
     def state_dict(self) -> dict[str, Any]:
         return {"alpha_t": self.alpha_t, "memory": self.memory, "remembered": self.remembered,

@@ -77,4 +77,4 @@ class TeacherFreeRegularization(Method):
         reg = kl_to_distribution(logits, teacher_probs) * (self.multiplier / self.num_classes)
         loss = (1.0 - self.alpha) * ce + self.alpha * reg
         return StepOutput(loss=loss, logits=logits, labels=batch.labels, forward_samples=images.shape[0],
-                          parts={"ce": ce.item(), "reg": reg.item()})
+                          parts={"ce": ce.detach(), "reg": reg.detach()})

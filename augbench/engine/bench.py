@@ -1,0 +1,261 @@
+"""``augbench bench``: where a training step's time goes, measured side by side in one process.
+
+Four measurements, each after a warm-up, on one data set, backbone and batch size:
+
+1. **model only**: CE train steps (forward, backward, SGD) on normalised
+   inputs already on the device, at batch n and 2n: the ceiling a data path
+   can at best reach;
+2. **data path**: images per second that each recipe's augmentation delivers,
+   two views, normalised, on the device: the per-sample path (every image
+   through each op's ``sample`` form in a Python loop, normalised on the host,
+   copied: how augbench worked before batch ops) against the batched path
+   (the loader of a real run), and their ratio; with ``kornia`` installed,
+   Kornia's batched equivalents of the single ops are measured alongside;
+3. **end to end**: forward samples per second of the real training loop
+   (``Run._train_epoch``: loader, method, optimizer) for each recipe x
+   method, and its ratio to the model-only rate at the method's batch;
+4. **DLB's step** against a CE step on a batch of 2n (DLB forwards n new and
+   n replayed samples per step).
+
+Ratios come from one run, so they compare like with like even on a busy
+machine; absolute rates are this machine's at this moment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from augbench import models
+from augbench.augment import load_recipe
+from augbench.augment.pipeline import normalize
+from augbench.config import RunConfig
+from augbench.engine.run import Run, build, resolve_device
+from augbench.losses import soft_cross_entropy
+
+DEFAULT_RECIPES = ("baseline", "cutout", "random_erasing", "mixup", "cutmix", "autoaugment", "randaugment",
+                   "trivialaugment")
+DEFAULT_METHODS = ("ce", "dlb")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rate(fn: Callable[[], int], device: torch.device, steps: int, warmup: int = 3) -> float:
+    """Items per second of ``fn`` (which returns the items it handled) over ``steps`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    start = time.perf_counter()
+    items = sum(fn() for _ in range(steps))
+    _sync(device)
+    return items / (time.perf_counter() - start)
+
+
+def model_only_rate(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int) -> float:
+    """CE train steps per second x batch on normalised inputs already on the device (images/s)."""
+    torch.manual_seed(0)
+    model = models.create(config.model, num_classes=ds.num_classes, in_chans=ds.in_chans).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+                                weight_decay=config.weight_decay)
+    dtype = torch.bfloat16 if config.bf16 else torch.float32
+    mean, std = torch.tensor(ds.mean, device=device), torch.tensor(ds.std, device=device)
+    index = torch.arange(batch_size) % len(ds.train_labels)
+    images = normalize(ds.train_images[index].to(device), mean, std, dtype)
+    if config.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = ds.train_labels[index].to(device)
+
+    def step() -> int:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            loss = soft_cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return batch_size
+
+    return _rate(step, device, steps)
+
+
+def data_path_rates(recipe_name: str, config: RunConfig, ds, device: torch.device, batch_size: int, batches: int,
+                    workers: int) -> dict[str, float]:
+    """Images/s (two views, normalised, on the device) of the per-sample path and of the batched loader."""
+    setup = build(dataclasses.replace(config, recipe=recipe_name, method="dlb"), device=str(device),
+                  num_workers=workers)
+    loader, pipeline, mixer = setup.loader, setup.recipe.pipeline, setup.recipe.mixer
+    shape = tuple(ds.train_images.shape[-2:])
+    dtype = torch.bfloat16 if config.bf16 else torch.float32
+
+    def mix(views):
+        if mixer is not None:
+            params = mixer.sample(views[0].shape[0], shape)
+            views = [mixer.apply(v, loader.device_labels[:v.shape[0]], params)[0] for v in views]
+        return views
+
+    positions = loader.batches(0)
+
+    def per_sample() -> int:
+        images = loader.images[positions[per_sample.b % len(positions)]]
+        per_sample.b += 1
+        views = []
+        for _ in range(2):
+            out = []
+            for img in images:
+                for op, kind in zip(pipeline.ops, pipeline.kinds):
+                    img = op.sample(img) if kind == "batch" else op(img)
+                out.append(img)
+            views.append(normalize(torch.stack(out), loader.mean.cpu(), loader.std.cpu(), dtype).to(device))
+        mix(views)
+        return 2 * images.shape[0]
+
+    per_sample.b = 0
+    epoch = [loader.epoch(0)]
+
+    def batched() -> int:
+        try:
+            views, _, _ = next(epoch[0])
+        except StopIteration:
+            epoch[0] = loader.epoch(1)
+            views, _, _ = next(epoch[0])
+        mix(views)
+        return 2 * views[0].shape[0]
+
+    rates = {"batched": _rate(batched, device, batches), "per_sample": _rate(per_sample, device, max(3, batches // 4))}
+    rates["ratio"] = rates["batched"] / rates["per_sample"]
+    return rates
+
+
+def kornia_rates(ds, device: torch.device, batch_size: int, batches: int) -> dict[str, dict[str, float]]:
+    """Kornia's batched ops (float images, as Kornia needs) against augbench's, two views each."""
+    try:
+        import kornia.augmentation as K  # optional: only this comparison uses it
+    except ImportError:
+        return {}
+    from augbench.augment.ops import OPS
+
+    h, w = ds.train_images.shape[-2:]
+    side = max(1, round(16 * min(h, w) / 32))
+    pairs = {
+        "pad_crop": (OPS["pad_crop"](padding=4), K.RandomCrop((h, w), padding=4)),
+        "flip": (OPS["flip"](p=0.5), K.RandomHorizontalFlip(p=0.5)),
+        "cutout": (OPS["cutout"](length=16), K.RandomErasing(scale=(side * side / (h * w),) * 2, ratio=(1.0, 1.0),
+                                                             p=1.0)),
+        "random_erasing": (OPS["random_erasing"](), K.RandomErasing(scale=(0.02, 0.4), ratio=(0.3, 3.3), p=0.5)),
+    }
+    images = ds.train_images[:batch_size].to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    rates = {}
+    for name, (ours, theirs) in pairs.items():
+        ours_rate = _rate(lambda op=ours: sum(op(images, generator).shape[0] for _ in range(2)), device, batches)
+        as_float = images.float() / 255
+        theirs_rate = _rate(lambda op=theirs, x=as_float: sum(op(x).shape[0] for _ in range(2)), device, batches)
+        rates[name] = {"augbench": ours_rate, "kornia": theirs_rate}
+    return rates
+
+
+def end_to_end_rate(config: RunConfig, device: torch.device, workers: int, steps: int) -> dict[str, float]:
+    """Forward samples/s of the engine's own training loop (loader, method, optimizer) over ``steps`` steps."""
+    setup = build(config, device=str(device), num_workers=workers)
+    with tempfile.TemporaryDirectory() as folder:
+        run = Run(dataclasses.replace(setup, steps_per_epoch=3, planned_steps=10**9), folder, progress=False,
+                  log=lambda _: None)
+        run._train_epoch(0)  # warm-up: worker start, first allocations, DLB's first step (nothing to replay)
+        run.s = dataclasses.replace(run.s, steps_per_epoch=steps)
+        metrics = run._train_epoch(1)
+    return {"forward_samples_per_second": metrics["images_per_second"], "seconds": metrics["epoch_seconds"]}
+
+
+def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int) -> dict[str, float]:
+    """Seconds per DLB step (n new + n replayed, inputs on the device) against a CE step on 2n."""
+    setup = build(dataclasses.replace(config, method="dlb", recipe="baseline", batch_size=batch_size),
+                  device=str(device))
+    from augbench.methods import Batch  # the method interface, as the engine uses it
+
+    views, labels, index = next(setup.loader.epoch(0))
+    model, method = setup.model, setup.method
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+
+    def step() -> int:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            out = method.step(model, Batch(views, labels, index))
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        return 1
+
+    dlb_steps = _rate(step, device, steps)
+    ce_steps = model_only_rate(config, ds, device, 2 * batch_size, steps) / (2 * batch_size)
+    return {"dlb_step_seconds": 1 / dlb_steps, "ce_2n_step_seconds": 1 / ce_steps,
+            "ratio": (1 / dlb_steps) / (1 / ce_steps)}
+
+
+def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device: str = "auto", workers: int = 2,
+              steps: int = 30, data_root: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """All four measurements; returns them as one JSON-ready dict."""
+    from augbench.data import load_dataset  # the same data set the runs load
+
+    dev = resolve_device(device)
+    for name in recipes:
+        load_recipe(name)  # a bad recipe name fails before anything is measured
+    build(config, device=str(dev))  # validates the configuration (bf16 on this device, model, data set)
+    ds = load_dataset(config.dataset, data_root=data_root)
+    n = config.batch_size
+    result: dict[str, Any] = {
+        "dataset": config.dataset, "image_shape": list(ds.train_images.shape[1:]), "model": config.model,
+        "batch_size": n, "device": str(dev), "bf16": config.bf16, "threads": torch.get_num_threads(),
+        "loader_workers": workers, "steps": steps,
+    }
+    log("model only ...")
+    result["model_only"] = {"batch": model_only_rate(config, ds, dev, n, steps),
+                            "batch_2n": model_only_rate(config, ds, dev, 2 * n, steps)}
+    result["data_path"] = {}
+    for name in recipes:
+        log(f"data path: {name} ...")
+        result["data_path"][name] = data_path_rates(name, config, ds, dev, n, steps, workers)
+    result["kornia"] = kornia_rates(ds, dev, n, steps)
+    result["end_to_end"] = {}
+    for name in recipes:
+        for method in methods:
+            log(f"end to end: {name} x {method} ...")
+            rates = end_to_end_rate(dataclasses.replace(config, recipe=name, method=method), dev, workers, steps)
+            rates["ratio"] = rates["forward_samples_per_second"] / result["model_only"]["batch"]
+            result["end_to_end"][f"{name}/{method}"] = rates
+    log("DLB step vs CE step at 2n ...")
+    result["dlb_step"] = dlb_step_ratio(config, ds, dev, n, steps)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The bench result as Markdown tables."""
+    shape = "x".join(map(str, result["image_shape"]))
+    lines = [f"augbench bench: {result['dataset']} {shape}, {result['model']}, batch {result['batch_size']}, "
+             f"{result['device']}, {'bf16' if result['bf16'] else 'fp32'}, {result['threads']} threads, "
+             f"{result['loader_workers']} loader workers (sample ops only), {result['steps']} timed steps", "",
+             f"model only (CE train step, inputs on the device): {result['model_only']['batch']:,.0f} img/s at "
+             f"batch {result['batch_size']}, {result['model_only']['batch_2n']:,.0f} img/s at "
+             f"{2 * result['batch_size']}", "",
+             "| recipe | per-sample path img/s (2 views) | batched path img/s | batched / per-sample |",
+             "|---|---:|---:|---:|"]
+    for name, r in result["data_path"].items():
+        lines.append(f"| {name} | {r['per_sample']:,.0f} | {r['batched']:,.0f} | {r['ratio']:.1f}x |")
+    if result.get("kornia"):
+        lines += ["", "| op (2 views) | augbench img/s (uint8) | kornia img/s (float) | augbench / kornia |",
+                  "|---|---:|---:|---:|"]
+        for name, r in result["kornia"].items():
+            lines.append(f"| {name} | {r['augbench']:,.0f} | {r['kornia']:,.0f} | {r['augbench'] / r['kornia']:.1f}x |")
+    lines += ["", "| recipe / method | end-to-end forward samples/s | / model only |", "|---|---:|---:|"]
+    for key, r in result["end_to_end"].items():
+        lines.append(f"| {key} | {r['forward_samples_per_second']:,.0f} | {r['ratio']:.2f} |")
+    d = result["dlb_step"]
+    lines += ["", f"DLB step (n new + n replayed): {1000 * d['dlb_step_seconds']:.1f} ms; CE step on 2n: "
+                  f"{1000 * d['ce_2n_step_seconds']:.1f} ms; ratio {d['ratio']:.2f}"]
+    return "\n".join(lines)

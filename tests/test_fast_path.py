@@ -1,0 +1,201 @@
+"""The batched data path: batch ops on the device, the loader/device split, no host syncs per step, evaluation."""
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+from torch.overrides import TorchFunctionMode
+
+from augbench.augment import OPS, load_recipe
+from augbench.augment.ops import OP_KINDS
+from augbench.augment.pipeline import Pipeline
+from augbench.augment.recipe import find_recipe
+from augbench.cli import main
+from augbench.engine import train
+from augbench.engine.run import FINITE_CHECK_EVERY, Run, bf16_problem, build
+from augbench.errors import UsageError
+
+BATCH_OPS = sorted(name for name, kind in OP_KINDS.items() if kind == "batch")
+QUIET = {"progress": False, "log": lambda _: None}
+
+
+def gray_batch(b=64, c=1, h=28, w=28, value=200):
+    return torch.full((b, c, h, w), value, dtype=torch.uint8)
+
+
+def test_the_standard_ops_are_batch_ops_and_the_policies_sample_ops():
+    assert {"pad_crop", "flip", "cutout", "random_erasing"} <= set(BATCH_OPS)
+    assert {OP_KINDS[n] for n in ("autoaugment", "randaugment", "trivialaugment", "albumentations")} == {"sample"}
+
+
+@pytest.mark.parametrize("name", BATCH_OPS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_batch_op_keeps_shape_is_reproducible_and_draws_per_sample(name, channels):
+    op = OPS[name]()
+    images = torch.randint(0, 256, (64, channels, 32, 32), dtype=torch.uint8)
+    a = op(images, torch.Generator().manual_seed(1))
+    b = op(images, torch.Generator().manual_seed(1))
+    c = op(images, torch.Generator().manual_seed(2))
+    assert a.shape == images.shape and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    changed = (a != images).flatten(1).any(1)
+    assert 0 < changed.sum() < 64 or name in ("pad_crop", "cutout")  # drawn per sample, not per batch
+    assert op.sample(images[0]).shape == images[0].shape  # the per-sample reference form
+
+
+def test_pad_crop_is_a_translation_by_at_most_the_padding_with_every_offset_drawn():
+    p, images = 4, torch.randint(1, 256, (2000, 1, 12, 12), dtype=torch.uint8)
+    out = OPS["pad_crop"](padding=p)(images, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(images, (p, p, p, p))
+    offsets = set()
+    for i in range(len(images)):
+        found = [(t, s) for t in range(2 * p + 1) for s in range(2 * p + 1)
+                 if torch.equal(padded[i, :, t:t + 12, s:s + 12], out[i])]
+        assert found, f"sample {i} is not a crop of its padded image"
+        offsets.add(found[0])
+    assert len(offsets) == (2 * p + 1) ** 2
+
+
+def test_flip_mirrors_about_p_of_the_samples():
+    images = torch.randint(0, 256, (4000, 1, 8, 8), dtype=torch.uint8)
+    out = OPS["flip"](p=0.3)(images, torch.Generator().manual_seed(0))
+    mirrored = (out == images.flip(-1)).flatten(1).all(1)
+    assert ((out == images).flatten(1).all(1) | mirrored).all()
+    assert abs(mirrored.float().mean().item() - 0.3) < 0.03
+
+
+def test_cutout_holes_have_the_scaled_side_are_clipped_and_take_the_mean_fill():
+    images = gray_batch(b=3000)
+    out = OPS["cutout"](length=16, reference_size=32)(images, torch.Generator().manual_seed(0))
+    holes = (out == 0).flatten(1).sum(1)
+    assert holes.max() == 14 * 14 and holes.min() < 14 * 14  # 16 px at 32 is 14 at 28; border holes clipped
+    # The centre is uniform over the image: about a quarter of the holes lie wholly inside (7 <= c < 21).
+    assert 0.15 < (holes == 196).float().mean().item() < 0.35
+    recipe = Pipeline.from_spec([("cutout", {"length": 16, "fill": "mean"})]).for_dataset([0.25, 0.5, 0.75])
+    out = recipe(gray_batch(b=8, c=3, h=32, w=32, value=255), torch.Generator().manual_seed(0))
+    filled = out.permute(1, 0, 2, 3).flatten(1)
+    assert [sorted(set(ch.tolist()) - {255}) for ch in filled] == [[64], [128], [191]]
+
+
+def test_random_erasing_matches_torchvision_draws_in_distribution():
+    """Batched boxes against torchvision's get_params (the per-sample form): erase rate and mean area."""
+    op = OPS["random_erasing"](p=0.5, value=0)
+    images = gray_batch(b=4000, h=32, w=32)
+    batched = (op(images, torch.Generator().manual_seed(0)) == 0).flatten(1).sum(1).float()
+    torch.manual_seed(0)
+    reference = torch.tensor([(op.sample(img) == 0).sum().item() for img in images[:4000]]).float()
+    for values in (batched, reference):
+        assert values.max() <= 0.4 * 32 * 32 + 40
+    assert abs((batched > 0).float().mean() - (reference > 0).float().mean()) < 0.04
+    assert abs(batched[batched > 0].mean() - reference[reference > 0].mean()) < 25  # ~215 px on average
+
+
+def test_pipeline_splits_after_the_last_sample_op():
+    recipe = load_recipe("autoaugment")
+    names = [name for name, _ in recipe.pipeline.spec]
+    assert names[:3] == ["pad_crop", "flip", "autoaugment"] and recipe.pipeline.split == 3
+    assert load_recipe("baseline").pipeline.split == 0 and not load_recipe("cutout").pipeline.needs_loader
+
+
+@pytest.mark.parametrize("recipe", ["autoaugment", "cutout"])
+def test_views_are_the_same_with_0_or_2_workers_and_per_epoch(small_config, recipe):
+    def views(workers, epochs):
+        setup = build(small_config(recipe=recipe, method="dlb", batch_size=32, train_subset=128), num_workers=workers)
+        for epoch in epochs:
+            batches = list(setup.loader.epoch(epoch))
+        return batches
+
+    inline, workers = views(0, [1]), views(2, [0, 1])  # epoch 1 alone equals epoch 1 after epoch 0
+    assert len(inline) == len(workers) == 4
+    for (v0, l0, i0), (v1, l1, i1) in zip(inline, workers):
+        assert torch.equal(l0, l1) and torch.equal(i0, i1)
+        assert all(torch.equal(a, b) for a, b in zip(v0, v1))
+        assert not torch.equal(v0[0], v0[1])  # two independently augmented views
+
+
+class _HostReads(TorchFunctionMode):
+    """Counts the calls that read a tensor's value back to the host."""
+
+    READS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__, torch.Tensor.__float__,
+             torch.Tensor.__int__, torch.Tensor.numpy}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.READS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("method", ["ce", "dlb", "pskd", "cskd", "lsr", "tfkd_reg"])
+@pytest.mark.parametrize("recipe", ["cutout", "mixup"])
+def test_the_step_loop_reads_nothing_back_per_step(tmp_path, small_config, method, recipe):
+    setup = build(small_config(method=method, recipe=recipe, batch_size=16, train_subset=1600))
+    run = Run(setup, tmp_path, progress=False, log=lambda _: None)
+    with _HostReads() as reads:
+        metrics = run._train_epoch(0)
+    steps = metrics["step"]
+    assert steps == 100
+    # Per epoch: the finite checks (one per FINITE_CHECK_EVERY steps and one at the end) and the final sums.
+    assert reads.count <= 4 * (steps // FINITE_CHECK_EVERY + 1) + 8, reads.count
+
+
+def test_a_non_finite_loss_names_the_step_range(tmp_path, small_config):
+    record = train(small_config(lr=1e12, epochs=1, train_subset=640, batch_size=8), tmp_path / "nan", **QUIET)
+    assert record["status"] == "failed"
+    assert "non-finite loss at epoch 1, between steps" in record["reason"]
+    first, last = (int(x) for x in record["reason"].rsplit("steps ", 1)[1].split(" and "))
+    assert last - first + 1 <= FINITE_CHECK_EVERY and first >= 1
+
+
+def test_test_set_at_the_end_and_exactly_at_the_best_validation_epoch(tmp_path, small_config):
+    record = train(small_config(epochs=4, lr=0.2), tmp_path / "r", **QUIET)
+    lines = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert all("val_acc" in m for m in lines)
+    assert ["test_acc" in m for m in lines] == [False, False, False, True]
+    assert record["test_acc"] == lines[-1]["test_acc"]
+    best = max(lines, key=lambda m: m["val_acc"])
+    assert record["best_val_epoch"] == best["epoch"]
+    # The kept weights of the best epoch, evaluated anew, give exactly the recorded test accuracy.
+    checkpoint = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    setup = build(small_config(epochs=4, lr=0.2))
+    setup.model.load_state_dict(checkpoint["best"]["state"])
+    run = Run(setup, tmp_path / "other", **QUIET)
+    assert run._evaluate("test")["test_acc"] == record["test_acc_at_best_val"]
+    assert record["eval_seconds"] > 0
+
+
+def test_bf16_problem_names_what_is_missing():
+    assert bf16_problem(torch.device("meta")) is not None
+    problem = bf16_problem(torch.device("cpu"))
+    assert problem is None or "avx512_bf16" in problem
+
+
+def test_bench_prints_json_with_every_measurement(capsys):
+    assert main(["bench", "--dataset", "synthetic", "--recipes", "baseline", "autoaugment", "--methods", "ce", "dlb",
+                 "--steps", "2", "--workers", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model_only"]["batch"] > 0
+    assert set(result["data_path"]) == {"baseline", "autoaugment"}
+    assert set(result["end_to_end"]) == {"baseline/ce", "baseline/dlb", "autoaugment/ce", "autoaugment/dlb"}
+    assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in result["end_to_end"].values())
+    assert result["dlb_step"]["ratio"] > 0
+
+
+def test_bench_rejects_a_bad_recipe_with_exit_2(capsys):
+    assert main(["bench", "--dataset", "synthetic", "--recipes", "nope", "--steps", "1"]) == 2
+    assert "recipe 'nope'" in capsys.readouterr().err
+
+
+def test_an_op_that_cannot_run_on_the_images_is_named(tmp_path):
+    spec = yaml.safe_load(open(find_recipe("baseline")).read())
+    spec.update(name="bad", ops=[{"op": "pad_crop", "padding": 4}, {"op": "cutout", "length": 8, "fill": [1, 2]}])
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    recipe = load_recipe(str(path))  # two fill values are valid in themselves ...
+    with pytest.raises(UsageError, match=r"ops\[1\] \(cutout, a batch op on cpu\).*2 values for a 3-channel"):
+        recipe.prepared(10, (3, 32, 32), mean=[0.5, 0.5, 0.5])  # ... but not for three channels
