@@ -84,12 +84,16 @@ def _add_train(sub) -> None:
     p.add_argument("--val-fraction", type=_number("--val-fraction"), default=d.val_fraction)
     p.add_argument("--train-subset", type=_positive_int("--train-subset"), default=None,
                    help="train on a stratified subset of N samples")
+    p.add_argument("--image-size", type=_positive_int("--image-size"), default=None, metavar="N",
+                   help="bring every image to NxN: shorter side scaled to N, centre crop (default: the data "
+                        "set's native size)")
     p.add_argument("--label-noise", default=None, metavar="sym:R|asym:R", help="training-label noise at rate R")
     p.add_argument("--out", default=None, help="run folder (default: runs/DATASET_MODEL_RECIPE_METHOD_sSEED)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (an error if there is none)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--data-root", default=None, help="folder with the data set files")
-    p.add_argument("--download", action="store_true", help="download CIFAR if missing (nothing else downloads)")
+    p.add_argument("--download", action="store_true",
+                   help="download CIFAR or Tiny-ImageNet if missing (nothing else downloads)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
@@ -109,7 +113,7 @@ def _run_train(args) -> int:
         weight_decay=args.weight_decay, schedule=args.schedule, milestones=args.milestones, gamma=args.gamma,
         warmup_epochs=args.warmup_epochs, seed=args.seed, val_fraction=args.val_fraction,
         train_subset=args.train_subset, label_noise=args.label_noise, channels_last=args.channels_last,
-        bf16=args.bf16,
+        bf16=args.bf16, image_size=args.image_size,
     )
     recipe_name = Path(args.recipe).stem  # a recipe given as a path is named by its file
     out = args.out or f"runs/{args.dataset}_{args.model}_{recipe_name}_{args.method}_s{args.seed}"

@@ -40,6 +40,7 @@ class RunConfig:
     seed: int = 0
     val_fraction: float = 0.1
     train_subset: int | None = None
+    image_size: int | None = None
     label_noise: str | None = None
     channels_last: bool = True
     bf16: bool = False
@@ -75,6 +76,8 @@ class RunConfig:
             (0 <= self.warmup_epochs < self.epochs, "--warmup-epochs", "a number in [0, --epochs)"),
             (0 <= self.val_fraction < 1, "--val-fraction", "a number in [0, 1)"),
             (self.train_subset is None or self.train_subset >= 1, "--train-subset", "an integer >= 1"),
+            (self.image_size is None or 8 <= self.image_size <= 4096, "--image-size",
+             "an integer in [8, 4096], or none for the data set's native size"),
             (self.eval_batch_size >= 1, "--eval-batch-size", "an integer >= 1"),
             (all(0 < m for m in self.milestones), "--milestones", "positive epoch numbers"),
         ]

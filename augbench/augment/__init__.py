@@ -2,12 +2,13 @@
 
 Operations are registered by name in ``OPS``, one file per family: ``ops``
 (crop, flip), ``erasing`` (Cutout, random erasing), ``policies``
-(AutoAugment, RandAugment, TrivialAugment, colour jitter) and
-``albumentations_op`` (any Albumentations transform). Importing this package
+(AutoAugment, RandAugment, TrivialAugment, colour jitter), ``resized_crop``
+(the ImageNet random resized crop) and ``albumentations_op`` (any
+Albumentations transform). Importing this package
 registers them all.
 """
 
-from augbench.augment import albumentations_op, erasing, policies  # noqa: F401  (registers the op families)
+from augbench.augment import albumentations_op, erasing, policies, resized_crop  # noqa: F401  (registers the op families)
 from augbench.augment.mixing import BatchMixer, MixConfig, MixParams
 from augbench.augment.ops import OPS, OpArgumentError, register_op
 from augbench.augment.pipeline import BASELINE_SPEC, SamplePipeline, baseline_pipeline, normalize

@@ -9,6 +9,7 @@ and the seeds of the final phase::
     dataset: fashion_mnist
     train_subset: 8000           # stratified; omit for the whole training set
     val_fraction: 0.1            # held out from train, what the search optimises
+    image_size: 32               # optional: every image brought to 32x32 (shorter side, centre crop)
     backbones: [cifar_resnet8]
     recipes: [baseline, cutout]
     methods: [ce, dlb]
@@ -306,6 +307,7 @@ class Experiment:
     description: str = ""
     train_subset: int | None = None
     val_fraction: float = 0.1
+    image_size: int | None = None
     label_noise: list[str | None] = field(default_factory=lambda: [None])
     budget: str = "epochs"
     fixed: dict[str, Any] = field(default_factory=dict)
@@ -338,12 +340,13 @@ class Experiment:
         return RunConfig(dataset=cell.dataset, model=cell.model, method=cell.method, method_args=method_args,
                          recipe=cell.recipe, epochs=self.epochs, budget=self.budget, seed=seed,
                          val_fraction=self.val_fraction, train_subset=self.train_subset,
+                         image_size=self.image_size,
                          label_noise=cell.label_noise, **fields)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "description": self.description, "dataset": self.dataset,
-            "train_subset": self.train_subset, "val_fraction": self.val_fraction,
+            "train_subset": self.train_subset, "val_fraction": self.val_fraction, "image_size": self.image_size,
             "backbones": list(self.backbones), "recipes": list(self.recipes), "methods": list(self.methods),
             "label_noise": [noise or CLEAN for noise in self.label_noise],
             "budget": self.budget, "epochs": self.epochs, "fixed": dict(self.fixed),
@@ -402,6 +405,9 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     val_fraction = top.get("val_fraction", 0.1, kind=float, accepted="a number in (0, 1)")
     if not 0 < val_fraction < 1:
         top.fail("val_fraction", val_fraction, "a number in (0, 1): tuning needs a validation split")
+    image_size = top.get("image_size", None, kind=(int, type(None)), accepted="an integer in [8, 4096], or null")
+    if image_size is not None and not 8 <= image_size <= 4096:
+        top.fail("image_size", image_size, "an integer in [8, 4096], or null for the data set's native size")
 
     backbones = top.names("backbones", accepted="model names (`augbench models`, or any timm model)")
     _check_models(top, backbones)
@@ -488,12 +494,13 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     if mode not in ("offline", "online"):
         wandb.fail(wandb.path("mode"), mode, "offline or online ($WANDB_MODE overrides it)")
     wandb.finish(("project", "mode"))
-    top.finish(("name", "description", "dataset", "train_subset", "val_fraction", "backbones", "recipes",
-                "methods", "label_noise", "budget", "epochs", "fixed", "method_args", "search", "final",
+    top.finish(("name", "description", "dataset", "train_subset", "val_fraction", "image_size", "backbones",
+                "recipes", "methods", "label_noise", "budget", "epochs", "fixed", "method_args", "search", "final",
                 "retries", "heartbeat", "loader_workers", "wandb"))
 
     experiment = Experiment(
         name=name, source=source, description=description, dataset=dataset, train_subset=train_subset,
+        image_size=image_size,
         val_fraction=float(val_fraction), backbones=backbones, recipes=recipes, methods=methods,
         label_noise=label_noise, budget=budget, epochs=epochs, fixed=fixed, method_args=method_args,
         trials=trials, search_seed=search_seed, pruner=pruner, space=space, final_seeds=final_seeds,
@@ -572,7 +579,7 @@ def _check_configs(experiment: Experiment) -> None:
     from augbench.methods import create_method
 
     top_level = {"epochs": "epochs", "budget": "budget", "val_fraction": "val_fraction",
-                 "train_subset": "train_subset"}
+                 "train_subset": "train_subset", "image_size": "image_size"}
 
     def check(method: str, params: dict[str, Any], where: str) -> None:
         cell = Cell(experiment.dataset, experiment.backbones[0], experiment.recipes[0], method,
@@ -618,7 +625,7 @@ def preflight(experiment: Experiment, data_root: str | None = None) -> None:
         except UsageError as err:
             flag = re.match(r"--([a-z-]+)", str(err))
             name = flag.group(1).replace("-", "_") if flag else None
-            if name in ("dataset", "train_subset", "val_fraction", "epochs", "budget"):
+            if name in ("dataset", "train_subset", "val_fraction", "image_size", "epochs", "budget"):
                 where = name
             elif name in experiment.fixed:
                 where = f"fixed.{name}"
