@@ -1,0 +1,280 @@
+"""``augbench tune EXPERIMENT --dry-run``: what an experiment costs, before anything runs.
+
+Counts the runs the plan holds (``plan.search_slots`` and ``plan.final_slots``
+of every cell: search trials are an upper bound, since pruned trials end
+early) and times the real engine on the experiment's real data: for each
+distinct (backbone, method, recipe) one short probe builds the run as a
+worker would (``engine.build``), takes ``WARMUP_STEPS`` training steps (first
+allocations, DLB's first step with nothing to replay) and then times
+``PROBE_STEPS`` more through the engine's own loop (loader, method,
+optimizer); per backbone it times the engine's evaluation (``Run._evaluate``)
+on a slice of the validation set. One run of a cell is then estimated as
+
+    seconds = set-up + planned_steps * seconds_per_step + evaluated_images * seconds_per_eval_image,
+    evaluated_images = epochs * val_size + 2 * test_size
+
+(the engine validates after every epoch and tests once at the end, with the
+last and with the best-validation weights).
+
+with ``planned_steps`` from the budget (``engine.budget.plan_budget``), and the
+experiment as the sum over its runs, one worker. Given ``--throughput``
+(training forward samples per second on another device, as records'
+``samples_per_second`` report), the estimate for that device is
+
+    (forward_samples + eval_images * r) / throughput,
+
+where r, this machine's seconds per evaluated image over its seconds per
+training forward sample, carries evaluation over at the measured ratio
+(set-up time is not carried over).
+
+A dry run writes nothing: no run folder, no storage. ``--save`` writes the
+estimate to ``OUT/estimate.json`` (atomically), where the leaderboard finds it
+and sets it beside the actual wall time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augbench.errors import UsageError
+from augbench.tune.experiment import Experiment, load_experiment
+from augbench.tune.plan import final_slots, search_slots
+
+WARMUP_STEPS = 1
+PROBE_STEPS = 3
+EVAL_PROBE_IMAGES = 1000
+ESTIMATE_FILE = "estimate.json"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One (backbone, method, recipe) timed on this machine."""
+
+    model: str
+    method: str
+    recipe: str
+    seconds_per_step: float
+    forward_samples_per_step: float
+    steps_per_epoch: int
+    forward_passes_per_sample: int
+    setup_seconds: float
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.forward_samples_per_step / self.seconds_per_step
+
+
+@dataclass
+class Estimate:
+    """The cost of an experiment: runs, forward samples, seconds here and, given a throughput, elsewhere."""
+
+    experiment: str
+    device: str
+    search_runs: int
+    final_runs: int
+    forward_samples: float
+    eval_images: float
+    seconds: float
+    train_seconds: float
+    eval_seconds: float
+    setup_seconds: float
+    probe_seconds: float
+    probes: list[Probe]
+    eval_seconds_per_image: dict[str, float]
+    throughput: float | None = None
+    created_at: str = ""
+    runs_by_cell: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        return self.search_runs + self.final_runs
+
+    @property
+    def eval_ratio(self) -> float:
+        """Seconds per evaluated image over seconds per training forward sample, on this machine."""
+        per_forward = self.train_seconds / self.forward_samples if self.forward_samples else 0.0
+        return (self.eval_seconds / self.eval_images) / per_forward if self.eval_images and per_forward else 0.0
+
+    @property
+    def seconds_at_throughput(self) -> float | None:
+        if not self.throughput:
+            return None
+        return (self.forward_samples + self.eval_images * self.eval_ratio) / self.throughput
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment, "device": self.device, "created_at": self.created_at,
+            "runs": self.runs, "search_runs_at_most": self.search_runs, "final_runs": self.final_runs,
+            "forward_samples": self.forward_samples, "eval_images": self.eval_images, "seconds": self.seconds,
+            "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds,
+            "setup_seconds": self.setup_seconds, "probe_seconds": self.probe_seconds,
+            "throughput": self.throughput, "seconds_at_throughput": self.seconds_at_throughput,
+            "eval_ratio": self.eval_ratio, "eval_seconds_per_image": self.eval_seconds_per_image,
+            "probes": [{**dataclasses.asdict(p), "samples_per_second": p.samples_per_second} for p in self.probes],
+            "runs_by_cell": self.runs_by_cell,
+            "formula": "sum over runs of set-up + planned_steps * seconds_per_step + epochs * (val + test images) * "
+                       "eval seconds per image; search trials counted in full (an upper bound)",
+        }
+
+
+def probe_training(config, *, data_root: str | None, device: str) -> tuple[Probe, Any]:
+    """Times ``PROBE_STEPS`` training steps of ``config`` through the engine's loop; returns the probe and setup."""
+    from augbench.engine.run import Run, build
+
+    start = time.perf_counter()
+    setup = build(config, data_root=data_root, device=device)
+    setup_seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="augbench-probe-") as folder:
+        # The engine's own epoch loop, cut to a few steps: one epoch of WARMUP_STEPS, then one of PROBE_STEPS.
+        run = Run(dataclasses.replace(setup, steps_per_epoch=WARMUP_STEPS, planned_steps=10**9), Path(folder),
+                  progress=False, log=lambda _: None)
+        run._train_epoch(0)
+        before = run.forward_samples
+        run.s = dataclasses.replace(run.s, steps_per_epoch=PROBE_STEPS)
+        metrics = run._train_epoch(1)
+        forwarded = run.forward_samples - before
+    probe = Probe(config.model, config.method, str(config.recipe), metrics["epoch_seconds"] / PROBE_STEPS,
+                  forwarded / PROBE_STEPS, setup.steps_per_epoch, setup.method.forward_passes_per_sample,
+                  setup_seconds)
+    return probe, setup
+
+
+def evaluated_images(num_epochs: int, val_size: int, test_size: int) -> int:
+    """Images one run evaluates: validation after every epoch, test with the last and the best-validation weights."""
+    return num_epochs * val_size + 2 * test_size
+
+
+def probe_evaluation(setup) -> float:
+    """Seconds per image of the engine's evaluation, timed on a slice of the validation set."""
+    from augbench.engine.run import Run
+
+    images, labels = setup.val if len(setup.val[1]) else setup.test
+    count = min(EVAL_PROBE_IMAGES, len(labels))
+    with tempfile.TemporaryDirectory(prefix="augbench-probe-") as folder:
+        run = Run(dataclasses.replace(setup, val=(images[:64], labels[:64])), Path(folder), progress=False,
+                  log=lambda _: None)
+        run._evaluate("val")  # warm-up
+        run.s = dataclasses.replace(run.s, val=(images[:count], labels[:count]))
+        start = time.perf_counter()
+        run._evaluate("val")
+        return (time.perf_counter() - start) / max(count, 1)
+
+
+def estimate(experiment: Experiment, *, data_root: str | None = None, device: str = "auto",
+             throughput: float | None = None, log=print) -> Estimate:
+    """Counts the runs of ``experiment`` and estimates their cost from probes on this machine."""
+    from augbench.engine.budget import plan_budget
+    from augbench.engine.run import resolve_device
+    from augbench.track.record import device_name, now_iso
+
+    if throughput is not None and throughput <= 0:
+        raise UsageError(f"--throughput {throughput:g}: accepted: a number of images per second > 0")
+    started = time.perf_counter()
+    runs = []  # the configuration of every run the plan holds (search trials with the fixed values)
+    runs_by_cell = {}
+    for cell in experiment.cells():
+        seeds = [experiment.search_seed] * len(search_slots(experiment, cell)) + [
+            int(slot.split("-", 1)[1]) for slot in final_slots(experiment)]
+        runs_by_cell[cell.id] = len(seeds)
+        runs += [experiment.run_config(cell, {}, seed) for seed in seeds]
+    search_runs = sum(len(search_slots(experiment, cell)) for cell in experiment.cells())
+
+    probes: dict[tuple[str, str, str], Probe] = {}
+    eval_per_image: dict[str, float] = {}
+    sizes: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for config in runs:
+        key = (config.model, config.method, str(config.recipe))
+        if key in probes:
+            continue
+        probe, setup = probe_training(config, data_root=data_root, device=device)
+        probes[key] = probe
+        sizes[key] = (setup.sizes["val_size"], setup.sizes["test_size"])
+        if config.model not in eval_per_image:
+            eval_per_image[config.model] = probe_evaluation(setup)
+        log(f"probe {config.model} / {config.method} / {config.recipe}: {probe.seconds_per_step:.3f} s per step, "
+            f"{probe.samples_per_second:.0f} forward samples/s")
+    # The first build also reads the data set from disk; later runs in one worker process find it cached.
+    setup_seconds = min(p.setup_seconds for p in probes.values()) if probes else 0.0
+
+    forward = eval_images = train_seconds = eval_seconds = 0.0
+    for config in runs:
+        key = (config.model, config.method, str(config.recipe))
+        probe = probes[key]
+        plan = plan_budget(config.budget, config.epochs, probe.steps_per_epoch, probe.forward_passes_per_sample)
+        forward += plan.planned_steps * probe.forward_samples_per_step
+        train_seconds += plan.planned_steps * probe.seconds_per_step
+        images = evaluated_images(plan.num_epochs, *sizes[key])
+        eval_images += images
+        eval_seconds += images * eval_per_image[config.model]
+    total_setup = setup_seconds * len(runs)
+    return Estimate(
+        experiment=experiment.name, device=device_name(resolve_device(device)), search_runs=search_runs,
+        final_runs=len(runs) - search_runs, forward_samples=forward, eval_images=eval_images,
+        seconds=train_seconds + eval_seconds + total_setup, train_seconds=train_seconds, eval_seconds=eval_seconds,
+        setup_seconds=total_setup, probe_seconds=time.perf_counter() - started, probes=list(probes.values()),
+        eval_seconds_per_image=dict(eval_per_image),
+        throughput=throughput, created_at=now_iso(), runs_by_cell=runs_by_cell)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f} s"
+
+
+def _count(value: float) -> str:
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def report(est: Estimate, out_dir: Path, saved: bool) -> str:
+    """What ``--dry-run`` prints."""
+    lines = [
+        f"experiment {est.experiment}: {len(est.runs_by_cell)} cells, {est.runs} runs at most "
+        f"({est.search_runs} search trials at most + {est.final_runs} final runs)",
+        f"forward samples: {_count(est.forward_samples)} in training, plus {_count(est.eval_images)} images "
+        "evaluated (validation every epoch, test at the end)",
+        f"probe on {est.device}: {WARMUP_STEPS} warm-up + {PROBE_STEPS} timed steps per backbone/method/recipe, "
+        f"{est.probe_seconds:.1f} s in all",
+    ]
+    for p in est.probes:
+        lines.append(f"  {p.model} / {p.method} / {p.recipe}: {p.seconds_per_step * 1000:.0f} ms per step, "
+                     f"{p.samples_per_second:.0f} forward samples/s")
+    for model, seconds in est.eval_seconds_per_image.items():
+        lines.append(f"  {model} evaluation: {1 / seconds:.0f} images/s")
+    lines.append(f"estimated wall time on this machine, one worker: {_duration(est.seconds)} "
+                 f"(training {_duration(est.train_seconds)}, evaluation {_duration(est.eval_seconds)}, set-up "
+                 f"{_duration(est.setup_seconds)}; pruned search trials end sooner)")
+    if est.throughput:
+        lines.append(f"estimated at {est.throughput:g} forward samples/s (--throughput): "
+                     f"{_duration(est.seconds_at_throughput)} (evaluation at this machine's ratio "
+                     f"{est.eval_ratio:.2f}, set-up not included)")
+    lines.append(f"saved to {out_dir / ESTIMATE_FILE}" if saved else
+                 f"nothing written (--save keeps this estimate in {out_dir / ESTIMATE_FILE} for the leaderboard)")
+    return "\n".join(lines)
+
+
+def dry_run(experiment_path: str, *, out: str | None = None, data_root: str | None = None, device: str = "auto",
+            throughput: float | None = None, save: bool = False) -> int:
+    """``augbench tune EXPERIMENT --dry-run [--throughput N] [--save]``: prints the estimate; writes only with save."""
+    from augbench.track.record import write_json_atomic
+
+    experiment = load_experiment(experiment_path)
+    out_dir = Path(out) if out else Path("runs") / experiment.name
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: exists and is not a folder")
+    est = estimate(experiment, data_root=data_root, device=device, throughput=throughput, log=lambda _: None)
+    if save:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / ESTIMATE_FILE, est.to_dict())
+    print(report(est, out_dir, saved=save))
+    return 0

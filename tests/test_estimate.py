@@ -1,0 +1,117 @@
+"""``augbench tune --dry-run``: run counts and forward samples against a hand count, a real probe, nothing written
+without --save, and the saved estimate on the leaderboard."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from augbench.cli import main
+from augbench.tune.estimate import Estimate, estimate
+from augbench.tune.experiment import load_experiment
+
+# 1 backbone x 1 recipe x 2 methods x 2 budgets = 4 cells; only DLB has a search space (3 trials).
+EXPERIMENT = """
+name: tiny_estimate
+dataset: synthetic
+train_subset: 256
+val_fraction: 0.1
+backbones: [cifar_resnet8]
+recipes: [baseline]
+methods: [ce, dlb]
+budget: [epochs, samples]
+epochs: 2
+fixed: {batch_size: 64, lr: 0.05}
+search:
+  trials: 3
+  space: {dlb: {temperature: {type: float, low: 1.0, high: 6.0}}}
+final: {seeds: [0, 1]}
+"""
+# Runs: search 2 DLB cells x 3 trials = 6; final 4 cells x 2 seeds = 8.
+# Forward samples (256 images, batch 64: 4 steps per epoch; DLB forwards 64 new + 64 replayed per step):
+#   CE, either budget: 2 epochs x 4 steps x 64 = 512 per run; DLB at epochs: 8 steps x 128 = 1024;
+#   DLB at samples: round(2 x 4 / 2) = 4 steps x 128 = 512.
+#   search 3 x 1024 + 3 x 512 = 4608; final 2 x (512 + 512 + 1024 + 512) = 5120; total 9728.
+RUNS, SEARCH, FINAL, FORWARD = 14, 6, 8, 9728
+
+
+def write_experiment(folder: Path) -> Path:
+    path = folder / "tiny_estimate.yaml"
+    path.write_text(EXPERIMENT)
+    return path
+
+
+def test_dry_run_counts_runs_probes_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_experiment(tmp_path)
+    assert main(["tune", str(path), "--dry-run", "--device", "cpu", "--throughput", "10000"]) == 0
+    out = capsys.readouterr().out
+    assert f"4 cells, {RUNS} runs at most ({SEARCH} search trials at most + {FINAL} final runs)" in out
+    assert "forward samples: 9.73k in training" in out
+    assert "cifar_resnet8 / ce / baseline:" in out and "cifar_resnet8 / dlb / baseline:" in out
+    assert "estimated wall time on this machine, one worker:" in out
+    assert "estimated at 10000 forward samples/s (--throughput):" in out
+    assert "nothing written" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_estimate.yaml"]  # no runs/, no storage
+
+
+def test_estimate_adds_up_from_its_probes(tmp_path):
+    est = estimate(load_experiment(write_experiment(tmp_path)), device="cpu", throughput=2000.0, log=lambda _: None)
+    assert (est.runs, est.search_runs, est.final_runs) == (RUNS, SEARCH, FINAL)
+    assert est.forward_samples == pytest.approx(FORWARD)
+    assert {(p.method, p.forward_samples_per_step) for p in est.probes} == {("ce", 64.0), ("dlb", 128.0)}
+    ce, dlb = sorted(est.probes, key=lambda p: p.method)
+    # Training seconds: every run's planned steps at its probe's seconds per step: CE 4 final runs x 8 steps;
+    # DLB search 3 x 8 (epochs) + 3 x 4 (samples), final 2 x 8 + 2 x 4.
+    steps = {"ce": 4 * 8, "dlb": 3 * 8 + 3 * 4 + 2 * 8 + 2 * 4}
+    assert est.train_seconds == pytest.approx(steps["ce"] * ce.seconds_per_step + steps["dlb"] * dlb.seconds_per_step)
+    assert est.seconds == pytest.approx(est.train_seconds + est.eval_seconds + est.setup_seconds)
+    # Evaluated images: the validation split every epoch plus the test set twice, per run.
+    assert est.eval_images > 0 and est.eval_seconds > 0
+    assert est.seconds_at_throughput == pytest.approx((FORWARD + est.eval_images * est.eval_ratio) / 2000.0)
+
+
+def test_throughput_formula_by_hand():
+    est = Estimate(experiment="x", device="cpu", search_runs=0, final_runs=2, forward_samples=1000.0,
+                   eval_images=500.0, seconds=20.0, train_seconds=10.0, eval_seconds=2.0, setup_seconds=8.0,
+                   probe_seconds=1.0, probes=[], eval_seconds_per_image={}, throughput=100.0)
+    # This machine: 0.01 s per forward sample, 0.004 s per evaluated image: ratio 0.4.
+    assert est.eval_ratio == pytest.approx(0.4)
+    assert est.seconds_at_throughput == pytest.approx((1000 + 500 * 0.4) / 100)
+    assert est.to_dict()["runs"] == 2
+
+
+def test_saved_estimate_reaches_the_leaderboard(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_experiment(tmp_path)
+    out = tmp_path / "runs" / "tiny_estimate"
+    assert main(["tune", str(path), "--dry-run", "--save", "--device", "cpu", "--out", str(out)]) == 0
+    assert f"saved to {out / 'estimate.json'}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["estimate.json"]  # no storage, no experiment copy
+    saved = json.loads((out / "estimate.json").read_text())
+    assert (saved["experiment"], saved["runs"], saved["forward_samples"]) == ("tiny_estimate", RUNS, FORWARD)
+    # Next to the records the experiment writes, the leaderboard sets the estimate beside the actual time.
+    from test_leaderboard import make_record, write_records
+
+    write_records(out, [make_record(method=m, seed=s, experiment="tiny_estimate") for m in ("ce", "dlb")
+                        for s in (0, 1)])
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(out), "--out", str(board)]) == 0
+    readme = (board / "README.md").read_text()
+    assert "## Cost: estimated and actual wall time" in readme
+    assert "tiny_estimate: estimated" in readme and f"for at most {RUNS} runs" in readme
+    assert "actual 4.0 min over 4 runs" in readme  # seeds 0 and 1 take 30 s and 90 s, for each method
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--dry-run", "--throughput", "0"], "--throughput"),
+    (["--throughput", "100"], "--throughput"),
+    (["--save"], "--save"),
+])
+def test_bad_estimate_flags_exit_2_and_write_nothing(tmp_path, capsys, monkeypatch, argv, flag):
+    monkeypatch.chdir(tmp_path)
+    path = write_experiment(tmp_path)
+    assert main(["tune", str(path), "--device", "cpu", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"augbench tune: error: {flag}") and "accepted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_estimate.yaml"]
