@@ -8,6 +8,7 @@ raises UsageError, which ends the program with status 2 and one clear line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -53,49 +54,65 @@ def parse_key_values(items: list[str], flag: str) -> dict[str, str]:
 # -- train -----------------------------------------------------------------------------------------
 
 def _add_train(sub) -> None:
-    from augbench.config import BUDGETS, SCHEDULES, RunConfig
+    from augbench.config import BUDGETS, DEFAULT_MILESTONE_FRACTIONS, SCHEDULES, RunConfig
 
     d = RunConfig()
     p = sub.add_parser("train", help="train one model with one method and write its result record",
                        description="Train one backbone with one method on one data set; writes config.json, "
                                    "metrics.jsonl, checkpoint.pt and result.json into --out. Rerunning the same "
                                    "command resumes.")
-    p.add_argument("--dataset", default=d.dataset, help="fashion_mnist, cifar10, cifar100, synthetic, ... "
-                                                        "(default: %(default)s)")
-    p.add_argument("--model", default=d.model, help="an augbench CIFAR model or any timm model (default: %(default)s)")
-    p.add_argument("--method", default=d.method, help="a registered method, see `augbench methods` (default: ce)")
+    # Training settings default to None so that a flag given on the command line can be told from one left
+    # out: left out, the value comes from --protocol, else from RunConfig (shown in the help).
+    p.add_argument("--protocol", default=None, metavar="NAME|PATH",
+                   help="named training settings from recipes/protocols/ (e.g. dlb_paper_cifar, cpu_short); "
+                        "flags given here override them")
+    p.add_argument("--dataset", default=None, help=f"fashion_mnist, cifar10, cifar100, synthetic, ... "
+                                                   f"(default: {d.dataset})")
+    p.add_argument("--model", default=None, help=f"an augbench CIFAR model or any timm model (default: the "
+                                                 f"protocol's first backbone, else {d.model})")
+    p.add_argument("--method", default=None, help=f"a registered method, see `augbench methods` (default: {d.method})")
     p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="a method argument, repeatable (for example temperature=4)")
-    p.add_argument("--recipe", default=d.recipe, help="augmentation recipe name or YAML path (default: %(default)s)")
-    p.add_argument("--epochs", type=_positive_int("--epochs"), default=d.epochs)
-    p.add_argument("--budget", choices=BUDGETS, default=d.budget,
-                   help="epochs: every method trains --epochs epochs; samples: every method gets the forward "
-                        "samples CE would use in --epochs (two-view methods train half the epochs)")
-    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=d.batch_size)
-    p.add_argument("--lr", type=_number("--lr"), default=d.lr)
-    p.add_argument("--momentum", type=_number("--momentum"), default=d.momentum)
-    p.add_argument("--weight-decay", type=_number("--weight-decay"), default=d.weight_decay)
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    p.add_argument("--milestones", type=_positive_int("--milestones"), nargs="+", default=[],
-                   help="epochs at which multistep decays the rate (default: 50%% and 75%% of --epochs)")
-    p.add_argument("--gamma", type=_number("--gamma"), default=d.gamma)
-    p.add_argument("--warmup-epochs", type=_number("--warmup-epochs"), default=d.warmup_epochs)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--val-fraction", type=_number("--val-fraction"), default=d.val_fraction)
+    p.add_argument("--recipe", default=None, help=f"augmentation recipe name or YAML path (default: {d.recipe})")
+    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
+                   help=f"(default: {d.epochs}, a short CPU run; the official DLB code trains 240: "
+                        f"--protocol dlb_paper_cifar)")
+    p.add_argument("--budget", choices=BUDGETS, default=None,
+                   help=f"epochs: every method trains --epochs epochs; samples: every method gets the forward "
+                        f"samples CE would use in --epochs (two-view methods train half the epochs) "
+                        f"(default: {d.budget})")
+    official = "the official DLB code's, Meta-knowledge-Lab/DLB base.py"
+    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None,
+                   help=f"(default: {d.batch_size}, {official})")
+    p.add_argument("--lr", type=_number("--lr"), default=None, help=f"(default: {d.lr}, {official})")
+    p.add_argument("--momentum", type=_number("--momentum"), default=None,
+                   help=f"SGD momentum, Nesterov (default: {d.momentum}, {official})")
+    p.add_argument("--weight-decay", type=_number("--weight-decay"), default=None,
+                   help=f"(default: {d.weight_decay}, {official})")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None, help=f"(default: {d.schedule})")
+    fractions = "/".join(f"{100 * f:g}%%" for f in DEFAULT_MILESTONE_FRACTIONS)
+    p.add_argument("--milestones", type=_positive_int("--milestones"), nargs="+", default=None,
+                   help=f"epochs at which multistep decays the rate (default: {fractions} of --epochs, rounded "
+                        f"to distinct epochs: the official DLB code's 150/180/210 of 240 scaled to the run, "
+                        f"Meta-knowledge-Lab/DLB base.py)")
+    p.add_argument("--gamma", type=_number("--gamma"), default=None,
+                   help=f"multistep decay factor (default: {d.gamma}, {official})")
+    p.add_argument("--warmup-epochs", type=_number("--warmup-epochs"), default=None,
+                   help=f"(default: {d.warmup_epochs:g})")
+    p.add_argument("--seed", type=int, default=None, help=f"(default: {d.seed})")
+    p.add_argument("--val-fraction", type=_number("--val-fraction"), default=None,
+                   help=f"(default: {d.val_fraction})")
     p.add_argument("--train-subset", type=_positive_int("--train-subset"), default=None,
                    help="train on a stratified subset of N samples")
-    p.add_argument("--image-size", type=_positive_int("--image-size"), default=None, metavar="N",
-                   help="bring every image to NxN: shorter side scaled to N, centre crop (default: the data "
-                        "set's native size)")
     p.add_argument("--label-noise", default=None, metavar="sym:R|asym:R", help="training-label noise at rate R")
     p.add_argument("--out", default=None, help="run folder (default: runs/DATASET_MODEL_RECIPE_METHOD_sSEED)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (an error if there is none)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--data-root", default=None, help="folder with the data set files")
-    p.add_argument("--download", action="store_true",
-                   help="download CIFAR or Tiny-ImageNet if missing (nothing else downloads)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last)
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--download", action="store_true", help="download CIFAR if missing (nothing else downloads)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"(default: {d.channels_last})")
+    p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -103,20 +120,17 @@ def _add_train(sub) -> None:
 def _run_train(args) -> int:
     from augbench.config import RunConfig
     from augbench.engine import train
+    from augbench.protocol import resolve_config
 
     if args.workers < 0:
         raise UsageError(f"--workers: got {args.workers}; accepted: an integer >= 0")
-    config = RunConfig(
-        dataset=args.dataset, model=args.model, method=args.method,
-        method_args=parse_key_values(args.method_arg, "--method-arg"), recipe=args.recipe, epochs=args.epochs,
-        budget=args.budget, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-        weight_decay=args.weight_decay, schedule=args.schedule, milestones=args.milestones, gamma=args.gamma,
-        warmup_epochs=args.warmup_epochs, seed=args.seed, val_fraction=args.val_fraction,
-        train_subset=args.train_subset, label_noise=args.label_noise, channels_last=args.channels_last,
-        bf16=args.bf16, image_size=args.image_size,
-    )
-    recipe_name = Path(args.recipe).stem  # a recipe given as a path is named by its file
-    out = args.out or f"runs/{args.dataset}_{args.model}_{recipe_name}_{args.method}_s{args.seed}"
+    # Every RunConfig field with a flag of the same name; None (left out) leaves the protocol's or default value.
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)
+             if hasattr(args, f.name) and f.name != "protocol"}
+    given["method_args"] = parse_key_values(args.method_arg, "--method-arg") or None
+    config = resolve_config(given, protocol=args.protocol)
+    recipe_name = Path(config.recipe).stem  # a recipe given as a path is named by its file
+    out = args.out or f"runs/{config.dataset}_{config.model}_{recipe_name}_{config.method}_s{config.seed}"
     record = train(config, out, resume=args.resume, data_root=args.data_root, download=args.download,
                    device=args.device, num_workers=args.workers, progress=not args.no_progress,
                    command=["augbench", *sys.argv[1:]])
@@ -182,6 +196,21 @@ def _run_datasets(args) -> int:
     return 0
 
 
+def _add_protocols(sub) -> None:
+    sub.add_parser("protocols", help="list the training protocols (recipes/protocols/) with their settings and source")
+
+
+def _run_protocols(args) -> int:
+    from augbench.protocol import list_protocols, load_protocol
+
+    for name, path in list_protocols().items():
+        protocol = load_protocol(str(path))
+        settings = ", ".join(f"{k}={v}" for k, v in protocol.settings.items())
+        print(f"{name}  [{path}]\n  settings: {settings}\n  backbones: {', '.join(protocol.backbones) or '-'}\n"
+              f"  source: {protocol.source}")
+    return 0
+
+
 # -- tune, worker, status --------------------------------------------------------------------------
 
 def _add_experiment_args(p, storage_help: str) -> None:
@@ -210,26 +239,11 @@ def _add_tune(sub) -> None:
     p.add_argument("--workers", type=_positive_int("--workers"), default=1,
                    help="local worker processes (default: 1, in this process)")
     _add_run_args(p)
-    p.add_argument("--dry-run", action="store_true",
-                   help="run nothing: print the number of runs, the forward samples and the wall time estimated "
-                        "from a few timed training steps on this machine; writes nothing")
-    p.add_argument("--throughput", type=_number("--throughput"), default=None, metavar="IMG_PER_S",
-                   help="with --dry-run: also estimate for a device that trains this many forward samples/s")
-    p.add_argument("--save", action="store_true",
-                   help="with --dry-run: keep the estimate in OUT/estimate.json, where the leaderboard shows it")
 
 
 def _run_tune(args) -> int:
     from augbench.tune.runner import tune
 
-    if args.dry_run:
-        from augbench.tune.estimate import dry_run
-
-        return dry_run(args.experiment, out=args.out, data_root=args.data_root, device=args.device,
-                       throughput=args.throughput, save=args.save)
-    for flag, given in (("--throughput", args.throughput is not None), ("--save", args.save)):
-        if given:
-            raise UsageError(f"{flag}: only with --dry-run (accepted: augbench tune EXPERIMENT --dry-run {flag} ...)")
     return tune(args.experiment, out=args.out, storage=args.storage, workers=args.workers,
                 use_wandb=not args.no_wandb, device=args.device, data_root=args.data_root)
 
@@ -350,6 +364,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "methods": (_add_methods, _run_methods),
     "models": (_add_models, _run_models),
     "datasets": (_add_datasets, _run_datasets),
+    "protocols": (_add_protocols, _run_protocols),
     "recipes": (_add_recipes, _run_recipes),
     "leaderboard": (_add_leaderboard, _run_leaderboard),
     "tune": (_add_tune, _run_tune),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,15 +11,30 @@ from augbench.errors import UsageError
 
 BUDGETS = ("epochs", "samples")
 SCHEDULES = ("multistep", "cosine")
+#: Where the official DLB code decays the rate, as fractions of the run: epochs 150, 180 and 210 of 240
+#: (``--milestones`` and ``--epoch`` defaults of ``base.py`` in Meta-knowledge-Lab/DLB).
+DEFAULT_MILESTONE_FRACTIONS = (0.625, 0.75, 0.875)
 
 
 @dataclass
 class RunConfig:
     """Everything that determines a run's result (and nothing that doesn't).
 
+    The optimiser defaults are the official DLB code's (Meta-knowledge-Lab/DLB):
+    ``base.py``'s argparse defaults ``--lr 0.05``, ``--batch_size 64``,
+    ``--momentum 0.9``, ``--weight-decay 5e-4``, ``--gamma 0.1`` and
+    ``--milestones 150 180 210`` of ``--epoch 240``, and ``optim.SGD(...,
+    nesterov=True)`` with ``MultiStepLR`` in both ``base.py`` and ``dlb.py``
+    (``dlb.py`` has no defaults for the rate, batch size, epochs and
+    milestones: they are given on its command line). ``epochs`` defaults to a
+    short CPU run, not to the official 240: ``--protocol dlb_paper_cifar`` gives
+    the paper's length.
+
     ``milestones`` are epochs for the ``multistep`` schedule; empty means the
-    official DLB recipe scaled to the run: decay by ``gamma`` at 50% and 75%
-    of the epochs.
+    official schedule scaled to the run (:func:`default_milestones`).
+    ``protocol`` names the protocol file the values came from, if any
+    (``recipes/protocols/``); it is recorded, the values themselves are the
+    other fields.
     """
 
     dataset: str = "fashion_mnist"
@@ -28,8 +44,8 @@ class RunConfig:
     recipe: str = "baseline"
     epochs: int = 5
     budget: str = "epochs"
-    batch_size: int = 128
-    lr: float = 0.1
+    batch_size: int = 64
+    lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
@@ -45,6 +61,7 @@ class RunConfig:
     channels_last: bool = True
     bf16: bool = False
     eval_batch_size: int = 1000
+    protocol: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -79,7 +96,8 @@ class RunConfig:
             (self.image_size is None or 8 <= self.image_size <= 4096, "--image-size",
              "an integer in [8, 4096], or none for the data set's native size"),
             (self.eval_batch_size >= 1, "--eval-batch-size", "an integer >= 1"),
-            (all(0 < m for m in self.milestones), "--milestones", "positive epoch numbers"),
+            (all(0 < m < self.epochs for m in self.milestones), "--milestones",
+             "epoch numbers in [1, --epochs - 1] (a decay at or after the last epoch never takes effect)"),
         ]
         for ok, flag, accepted in checks:
             if not ok:
@@ -88,4 +106,23 @@ class RunConfig:
     def resolved_milestones(self) -> list[int]:
         if self.milestones:
             return sorted(self.milestones)
-        return sorted({max(1, round(self.epochs * 0.5)), max(1, round(self.epochs * 0.75))})
+        return default_milestones(self.epochs)
+
+    def with_milestones_written(self) -> RunConfig:
+        """This configuration with empty multistep milestones written out, so a record shows where the rate fell."""
+        if self.schedule != "multistep" or self.milestones:
+            return self
+        return dataclasses.replace(self, milestones=self.resolved_milestones())
+
+
+def default_milestones(epochs: int) -> list[int]:
+    """The official DLB decay epochs scaled to ``epochs``: 62.5%, 75% and 87.5%, rounded half up.
+
+    240 epochs give exactly the official 150, 180 and 210. In a short run two
+    fractions can round to the same epoch, or to epoch 0 or the last epoch
+    (where a decay would never take effect): such milestones are merged or
+    dropped, so the list is strictly increasing, every entry in
+    ``[1, epochs - 1]`` (10 epochs: 6, 8, 9; 5 epochs: 3, 4; 1 epoch: none).
+    """
+    rounded = {math.floor(epochs * fraction + 0.5) for fraction in DEFAULT_MILESTONE_FRACTIONS}
+    return sorted(m for m in rounded if 0 < m < epochs)

@@ -1,11 +1,12 @@
 """Experiment files (``recipes/experiments/*.yaml``): a grid of cells, each tuned on validation data.
 
 An experiment names a data set and its split sizes, the axes of the grid
-(backbones x recipes x methods x label noise), the training budget, fixed
+(backbones x recipes x methods x label noise x budgets), fixed
 hyperparameters, a search space per method, the trials per cell, the pruner
 and the seeds of the final phase::
 
     name: dlb_vs_ce
+    protocol: cpu_short          # optional: training settings from recipes/protocols/ (augbench/protocol.py)
     dataset: fashion_mnist
     train_subset: 8000           # stratified; omit for the whole training set
     val_fraction: 0.1            # held out from train, what the search optimises
@@ -14,7 +15,7 @@ and the seeds of the final phase::
     recipes: [baseline, cutout]
     methods: [ce, dlb]
     label_noise: [clean, "sym:0.4"]
-    budget: epochs
+    budget: [epochs, samples]    # one budget, or several: each is an axis of the grid
     epochs: 10
     fixed: {batch_size: 128, lr: 0.1}
     method_args: {dlb: {forward: separate}}
@@ -34,6 +35,14 @@ and the seeds of the final phase::
     loader_workers: 0
     wandb: {project: augbench, mode: offline}
 
+Values resolve as for ``augbench train --protocol``: RunConfig's defaults,
+then the protocol's settings (and its backbones when ``backbones`` is left
+out), then the experiment's own fields and ``fixed``. ``budget: [epochs,
+samples]`` runs every cell under both budgets, so that methods that forward
+each sample twice (DLB, CS-KD) are compared with CE at equal epochs and at
+equal forward samples; a cell's id ends in ``.samples`` under the samples
+budget (ids under ``epochs`` are those of single-budget experiments).
+
 A search-space parameter is a training hyperparameter (one of
 ``SEARCHABLE_FIELDS``) or an argument of that method (``augbench methods``).
 A cell whose method has no search space is not searched: nothing would be
@@ -51,6 +60,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,12 +70,18 @@ import yaml
 from augbench.config import BUDGETS, RunConfig
 from augbench.errors import UsageError
 
+if typing.TYPE_CHECKING:
+    from augbench.protocol import Protocol
+
 #: Training hyperparameters an experiment may fix for every cell (each has an ``augbench train`` flag).
 FIXED_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "milestones", "gamma",
                 "warmup_epochs", "channels_last", "bf16")
 #: Training hyperparameters a search space may vary (``milestones`` is a list, which Optuna cannot choose).
 SEARCHABLE_FIELDS = tuple(f for f in FIXED_FIELDS if f != "milestones")
 CLEAN = "clean"
+DEFAULT_BUDGET = "epochs"
+#: Protocol settings that are an experiment's own top-level fields (the experiment's value wins).
+PROTOCOL_TOP_LEVEL = ("epochs", "budget", "train_subset", "val_fraction", "image_size")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -280,17 +296,20 @@ class Cell:
     recipe: str
     method: str
     label_noise: str | None
+    budget: str = DEFAULT_BUDGET
 
     @property
     def id(self) -> str:
-        """A file-system-safe id, e.g. ``fashion_mnist.cifar_resnet8.cutout.dlb.clean``."""
+        """A file-system-safe id, e.g. ``fashion_mnist.cifar_resnet8.cutout.dlb.clean`` (``...clean.samples``)."""
         parts = (self.dataset, self.model, Path(self.recipe).stem if self.recipe.endswith(".yaml") else self.recipe,
                  self.method, noise_tag(self.label_noise))
+        if self.budget != DEFAULT_BUDGET:
+            parts += (self.budget,)
         return ".".join(re.sub(r"[^A-Za-z0-9_.-]+", "-", p) for p in parts)
 
     def axes(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "model": self.model, "recipe": self.recipe, "method": self.method,
-                "label_noise": self.label_noise}
+                "label_noise": self.label_noise, "budget": self.budget}
 
 
 @dataclass
@@ -309,7 +328,9 @@ class Experiment:
     val_fraction: float = 0.1
     image_size: int | None = None
     label_noise: list[str | None] = field(default_factory=lambda: [None])
-    budget: str = "epochs"
+    budgets: list[str] = field(default_factory=lambda: [DEFAULT_BUDGET])
+    protocol: str | None = None
+    protocol_settings: dict[str, Any] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
     method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     trials: int = 10
@@ -325,31 +346,37 @@ class Experiment:
     wandb_mode: str = "offline"
 
     def cells(self) -> list[Cell]:
-        return [Cell(self.dataset, model, recipe, method, noise) for model in self.backbones
-                for recipe in self.recipes for method in self.methods for noise in self.label_noise]
+        return [Cell(self.dataset, model, recipe, method, noise, budget) for model in self.backbones
+                for recipe in self.recipes for method in self.methods for noise in self.label_noise
+                for budget in self.budgets]
 
     def space_for(self, method: str) -> dict[str, Param]:
         return self.space.get(method, {})
 
     def run_config(self, cell: Cell, params: dict[str, Any], seed: int) -> RunConfig:
         """The configuration of one run of ``cell`` with searched ``params`` and ``seed``."""
-        fields = dict(self.fixed)
+        fields = {**self.protocol_settings, **self.fixed}
         method_args = dict(self.method_args.get(cell.method, {}))
         for name, value in params.items():
             (fields if name in SEARCHABLE_FIELDS else method_args)[name] = value
         return RunConfig(dataset=cell.dataset, model=cell.model, method=cell.method, method_args=method_args,
-                         recipe=cell.recipe, epochs=self.epochs, budget=self.budget, seed=seed,
+                         recipe=cell.recipe, epochs=self.epochs, budget=cell.budget, seed=seed,
+                         protocol=self.protocol,
                          val_fraction=self.val_fraction, train_subset=self.train_subset,
                          image_size=self.image_size,
-                         label_noise=cell.label_noise, **fields)
+                         label_noise=cell.label_noise, **fields).with_milestones_written()
 
     def to_dict(self) -> dict[str, Any]:
+        protocol = {"protocol": {"name": self.protocol, "settings": dict(self.protocol_settings)}} \
+            if self.protocol else {}  # absent without one, so definitions written before protocols keep their hash
         return {
+            **protocol,
             "name": self.name, "description": self.description, "dataset": self.dataset,
             "train_subset": self.train_subset, "val_fraction": self.val_fraction, "image_size": self.image_size,
             "backbones": list(self.backbones), "recipes": list(self.recipes), "methods": list(self.methods),
             "label_noise": [noise or CLEAN for noise in self.label_noise],
-            "budget": self.budget, "epochs": self.epochs, "fixed": dict(self.fixed),
+            "budget": self.budgets[0] if len(self.budgets) == 1 else list(self.budgets), "epochs": self.epochs,
+            "fixed": dict(self.fixed),
             "method_args": {m: dict(a) for m, a in self.method_args.items()},
             "search": {"trials": self.trials, "seed": self.search_seed, "pruner": self.pruner.to_dict(),
                        "space": {m: {n: p.to_dict() for n, p in ps.items()} for m, ps in self.space.items()}},
@@ -399,17 +426,21 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     dataset = top.get("dataset", kind=str, accepted=", ".join(list_datasets()))
     if dataset not in list_datasets():
         top.fail("dataset", dataset, ", ".join(list_datasets()))
-    train_subset = top.get("train_subset", None, kind=(int, type(None)), accepted="an integer >= 1, or null")
+    protocol = _parse_protocol(top)
+    # A protocol's settings stand in for fields the experiment leaves out; the experiment's own fields win.
+    defaults = protocol.settings if protocol is not None else {}
+    train_subset = top.get("train_subset", defaults.get("train_subset"), kind=(int, type(None)), accepted="an integer >= 1, or null")
     if train_subset is not None and train_subset < 1:
         top.fail("train_subset", train_subset, "an integer >= 1, or null for the whole training set")
-    val_fraction = top.get("val_fraction", 0.1, kind=float, accepted="a number in (0, 1)")
+    val_fraction = top.get("val_fraction", defaults.get("val_fraction", 0.1), kind=float, accepted="a number in (0, 1)")
     if not 0 < val_fraction < 1:
         top.fail("val_fraction", val_fraction, "a number in (0, 1): tuning needs a validation split")
-    image_size = top.get("image_size", None, kind=(int, type(None)), accepted="an integer in [8, 4096], or null")
+    image_size = top.get("image_size", defaults.get("image_size"), kind=(int, type(None)), accepted="an integer in [8, 4096], or null")
     if image_size is not None and not 8 <= image_size <= 4096:
         top.fail("image_size", image_size, "an integer in [8, 4096], or null for the data set's native size")
 
-    backbones = top.names("backbones", accepted="model names (`augbench models`, or any timm model)")
+    backbones = top.names("backbones", list(protocol.backbones) if protocol and protocol.backbones else ...,
+                          accepted="model names (`augbench models`, or any timm model)")
     _check_models(top, backbones)
     recipes = top.names("recipes", accepted="recipe names (recipes/augment/*.yaml) or recipe files")
     for i, recipe in enumerate(recipes):
@@ -428,10 +459,9 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     if len(set(label_noise)) != len(label_noise):
         top.fail("label_noise", top.data["label_noise"], "a list without repeated entries")
 
-    budget = top.get("budget", "epochs", kind=str, accepted=" or ".join(BUDGETS))
-    if budget not in BUDGETS:
-        top.fail("budget", budget, " or ".join(BUDGETS))
-    epochs = top.get("epochs", kind=int, accepted="an integer >= 1")
+    budgets = _parse_budgets(top, defaults.get("budget", DEFAULT_BUDGET))
+    epochs = top.get("epochs", defaults.get("epochs", ...), kind=int,
+                     accepted="an integer >= 1 (or a protocol that gives epochs)")
     if epochs < 1:
         top.fail("epochs", epochs, "an integer >= 1")
 
@@ -494,7 +524,7 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     if mode not in ("offline", "online"):
         wandb.fail(wandb.path("mode"), mode, "offline or online ($WANDB_MODE overrides it)")
     wandb.finish(("project", "mode"))
-    top.finish(("name", "description", "dataset", "train_subset", "val_fraction", "image_size", "backbones",
+    top.finish(("name", "description", "protocol", "dataset", "train_subset", "val_fraction", "image_size", "backbones",
                 "recipes", "methods", "label_noise", "budget", "epochs", "fixed", "method_args", "search", "final",
                 "retries", "heartbeat", "loader_workers", "wandb"))
 
@@ -502,7 +532,9 @@ def parse_experiment(data: Any, source: str) -> Experiment:
         name=name, source=source, description=description, dataset=dataset, train_subset=train_subset,
         image_size=image_size,
         val_fraction=float(val_fraction), backbones=backbones, recipes=recipes, methods=methods,
-        label_noise=label_noise, budget=budget, epochs=epochs, fixed=fixed, method_args=method_args,
+        label_noise=label_noise, budgets=budgets, epochs=epochs, fixed=fixed, method_args=method_args,
+        protocol=protocol.name if protocol else None,
+        protocol_settings={k: v for k, v in defaults.items() if k not in PROTOCOL_TOP_LEVEL},
         trials=trials, search_seed=search_seed, pruner=pruner, space=space, final_seeds=final_seeds,
         retries=retries, heartbeat_interval=interval, heartbeat_grace=grace, loader_workers=loader_workers,
         wandb_project=project, wandb_mode=mode,
@@ -515,6 +547,30 @@ def parse_experiment(data: Any, source: str) -> Experiment:
                              "rename a recipe so that ids differ")
         ids[cell.id] = cell.axes()
     return experiment
+
+
+def _parse_protocol(top: _Section) -> Protocol | None:
+    from augbench.protocol import list_protocols, load_protocol
+
+    name = top.get("protocol", None, kind=(str, type(None)),
+                   accepted=f"a protocol name ({', '.join(list_protocols())}) or the path of a protocol file")
+    if name is None:
+        return None
+    try:
+        return load_protocol(name)
+    except UsageError as err:
+        raise UsageError(f"{top.source}: field protocol: {err}") from None
+
+
+def _parse_budgets(top: _Section, default: str) -> list[str]:
+    """``budget``: one of BUDGETS, or a list of them (each an axis value)."""
+    accepted = f"{' or '.join(BUDGETS)}, or a list of them (e.g. [epochs, samples])"
+    value = top.get("budget", default, kind=(str, list), accepted=accepted)
+    budgets = [value] if isinstance(value, str) else top.names("budget", accepted=" and ".join(BUDGETS))
+    for i, budget in enumerate(budgets):
+        if budget not in BUDGETS:
+            top.fail("budget" if isinstance(value, str) else f"budget[{i}]", budget, accepted)
+    return budgets
 
 
 def _check_models(top: _Section, backbones: list[Any]) -> None:

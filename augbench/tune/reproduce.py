@@ -14,6 +14,9 @@ TRAIN_FLAGS = {
     "momentum": "--momentum", "weight_decay": "--weight-decay", "schedule": "--schedule",
     "milestones": "--milestones", "gamma": "--gamma", "warmup_epochs": "--warmup-epochs", "seed": "--seed",
     "val_fraction": "--val-fraction", "train_subset": "--train-subset", "label_noise": "--label-noise",
+    "image_size": "--image-size",
+    # Recorded with the run; every value it gave is also written out as a flag above, which wins.
+    "protocol": "--protocol",
 }
 
 
