@@ -290,8 +290,8 @@ def _add_leaderboard(sub) -> None:
                         "wandb:ENTITY/PROJECT (online)")
     b.add_argument("--out", default="leaderboard", help="leaderboard folder (default: %(default)s)")
     b.add_argument("--metric", choices=METRICS, default="test_acc",
-                   help="test_acc: last epoch; test_acc_at_best_val: epoch of best validation accuracy "
-                        "(default: %(default)s)")
+                   help="; ".join(f"{m.name}: {m.label}" for m in METRICS.values())
+                        + " (default: %(default)s; index.html switches between all of them)")
 
 
 def _run_leaderboard(args) -> int:

@@ -335,7 +335,7 @@ def _section(table: Table, index: str, colors: dict[str, str], metric: Metric) -
             + f'<div class="charts">{compat}<figure><figcaption>{e(FOCUS_METHOD)} difference from CE ({e(unit)}, '
             f"paired by seed; {direction} is better); {SIGNIFICANT_UP}/{SIGNIFICANT_DOWN}: interval excludes zero; "
             f"H: survives Holm; pale: it does not</figcaption>{heatmap_svg(table, metric)}</figure>"
-            + "".join(f"<figure><figcaption>{e(metric.short.capitalize())} {e(axis.caption)} (mean per run; bars: "
+            + "".join(f"<figure><figcaption>{e(metric.short[:1].upper() + metric.short[1:])} {e(axis.caption)} (mean per run; bars: "
                       f"95% interval; hollow: incomplete)</figcaption>{compute_svg(table, axis, colors, metric)}"
                       f"{_legend(table.methods, colors)}</figure>" for axis in COMPUTE_AXES)
             + "</div></section>")
