@@ -239,11 +239,26 @@ def _add_tune(sub) -> None:
     p.add_argument("--workers", type=_positive_int("--workers"), default=1,
                    help="local worker processes (default: 1, in this process)")
     _add_run_args(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="run nothing: print the number of runs, the forward samples and the wall time estimated "
+                        "from a few timed training steps on this machine; writes nothing")
+    p.add_argument("--throughput", type=_number("--throughput"), default=None, metavar="IMG_PER_S",
+                   help="with --dry-run: also estimate for a device that trains this many forward samples/s")
+    p.add_argument("--save", action="store_true",
+                   help="with --dry-run: keep the estimate in OUT/estimate.json, where the leaderboard shows it")
 
 
 def _run_tune(args) -> int:
     from augbench.tune.runner import tune
 
+    if args.dry_run:
+        from augbench.tune.estimate import dry_run
+
+        return dry_run(args.experiment, out=args.out, data_root=args.data_root, device=args.device,
+                       throughput=args.throughput, save=args.save)
+    for flag, given in (("--throughput", args.throughput is not None), ("--save", args.save)):
+        if given:
+            raise UsageError(f"{flag}: only with --dry-run (accepted: augbench tune EXPERIMENT --dry-run {flag} ...)")
     return tune(args.experiment, out=args.out, storage=args.storage, workers=args.workers,
                 use_wandb=not args.no_wandb, device=args.device, data_root=args.data_root)
 
