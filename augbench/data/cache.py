@@ -71,11 +71,6 @@ def source_key(source: Path, entries: Iterable[str], image_size: int | None, dec
     return h.hexdigest()
 
 
-def file_entry(path: Path, relative_to: Path) -> str:
-    st = path.stat()
-    return f"{path.relative_to(relative_to).as_posix()} {st.st_size} {st.st_mtime_ns}"
-
-
 @dataclass
 class Cached:
     """A loaded cache file: ``arrays`` are copy-on-write views of the mapped file."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from augbench.data import cache
-from augbench.data.image_files import SplitFiles, list_images, load_image_files
+from augbench.data.image_files import SplitFiles, list_images, load_image_files, stat_image
 from augbench.data.registry import ENV_VAR, ImageDataset, register_dataset, search_bases
 from augbench.errors import DataError
 
@@ -97,7 +97,7 @@ def _splits(folder: Path) -> tuple[dict[str, SplitFiles], list[str]]:
         path = folder / "val" / "images" / fields[0]
         if not path.is_file():
             raise DataError(f"{path}: listed in {annotations} (line {n}) but missing")
-        test.add([path], label_of[fields[1]])
+        test.add([stat_image(path)], label_of[fields[1]])
     lacking = sorted(set(wnids) - {wnids[y] for y in test.labels})
     if lacking:
         raise DataError(f"{annotations}: class {lacking[0]!r} is in train/ but has no val images; every "
