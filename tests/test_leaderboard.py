@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from augbench.cli import main
-from augbench.leaderboard import aggregate, build, load_records, mean_interval, paired_gain, t_quantile
+from augbench.leaderboard import (
+    aggregate,
+    build,
+    holm_adjust,
+    load_records,
+    mean_interval,
+    paired_gain,
+    t_quantile,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -133,6 +141,144 @@ def test_paired_gain_by_hand_and_pairing_matters():
     assert noisy.interval.half_width == pytest.approx(t_quantile(0.975, 2) * math.sqrt(1 / 3) / math.sqrt(3))
     assert not noisy.significant
     assert paired_gain({5: 90.0}, CE) is None
+
+
+def test_p_value_and_holm_by_hand():
+    from augbench.leaderboard.stats import holm_family
+
+    gain = paired_gain(DLB, CE)  # t = 1.1 / (0.1 / sqrt 3) = 19.0526, df 2: p = 1 - t / sqrt(t^2 + 2)
+    t = 1.1 / (0.1 / math.sqrt(3))
+    assert gain.interval.p_value == pytest.approx(1 - t / math.sqrt(t * t + 2), rel=1e-9)
+    # Holm 1979: sorted 0.005, 0.01, 0.03, 0.04 -> 4 x 0.005, 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04)
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([0.5]) == [0.5] and holm_adjust([]) == []
+    assert holm_adjust([0.4, 0.3]) == pytest.approx([0.6, 0.6])  # capped by the running maximum, never above 1
+    # A family: two real gains, one degenerate, one from one seed; only the real ones are tested.
+    family = holm_family({"a": gain, "b": paired_gain({0: 91.0, 1: 92.0}, {0: 90.0, 1: 91.0}),
+                          "c": paired_gain({0: 91.0}, {0: 90.0}), "d": paired_gain({0: 90.5, 1: 92.0, 2: 89.0}, CE),
+                          "e": None})
+    assert (family.shown, family.tested, family.degenerate) == (4, 2, 1)
+    p_d = paired_gain({0: 90.5, 1: 92.0, 2: 89.0}, CE).interval.p_value
+    assert family.holm_p("a") == pytest.approx(min(1.0, 2 * min(gain.interval.p_value, p_d)))
+    assert family.holm_p("b") is None and family.holm_p("c") is None and not family.holm_significant("b")
+
+
+def test_degenerate_interval_is_never_significant():
+    gain = paired_gain({0: 91.0, 1: 92.0, 2: 93.5}, {0: 90.0, 1: 91.0, 2: 92.5})  # +1.0 on every seed
+    assert gain.degenerate and gain.interval.half_width == pytest.approx(0.0, abs=1e-12)
+    assert not gain.significant and gain.interval.p_value is None
+    assert gain.to_dict()["degenerate"] is True and gain.to_dict()["significant"] is False
+    assert not paired_gain(DLB, CE).degenerate
+    assert not mean_interval([91.0]).degenerate  # one seed: no interval, which is not the same thing
+
+
+def test_interactions_by_hand_in_every_output(tmp_path):
+    """Recipe x method interaction (R·M − base·M) − (R·CE − base·CE), paired over the seeds all four cells have."""
+    numbers = {("baseline", "ce"): {0: 90.0, 1: 91.0, 2: 89.5},
+               ("cutout", "ce"): {0: 91.0, 1: 92.5, 2: 90.0},            # effect under CE: 1.0, 1.5, 0.5
+               ("baseline", "dlb"): {0: 90.5, 1: 91.2, 2: 90.1, 3: 95.0},
+               ("cutout", "dlb"): {0: 90.9, 1: 91.4, 2: 90.9, 3: 99.0}}  # under DLB: 0.4, 0.2, 0.8 (+ seed 3)
+    records = [make_record(method=method, recipe=recipe, seed=seed, test_acc=acc, planned_seeds=(0, 1, 2, 3))
+               for (recipe, method), by_seed in numbers.items() for seed, acc in by_seed.items()]
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    # interaction per seed: -0.6, -1.3, +0.3 -> mean -0.5333, s = 0.80208, half-width 4.302653 s / sqrt 3 = 1.99248
+    (row,) = read_csv(out / "results.csv", kind="interaction")
+    assert (row["recipe"], row["method"], row["baseline_recipe"]) == ("cutout", "dlb", "baseline")
+    assert float(row["interaction"]) == pytest.approx(-0.533333, abs=1e-5)
+    assert float(row["interaction_half_width"]) == pytest.approx(1.992479, abs=1e-5)
+    assert row["interaction_n"] == "3" and row["interaction_seeds"] == "0 1 2"  # seed 3 lacks its CE partners
+    assert float(row["effect_under_method"]) == pytest.approx(0.466667, abs=1e-5)
+    assert float(row["effect_under_ce"]) == pytest.approx(1.0)
+    assert row["interaction_significant"] == "False" and row["interaction_holm_significant"] == "False"
+    readme = (out / "README.md").read_text()
+    assert "### Compatibility: does the recipe's gain over baseline survive the method?" in readme
+    assert "| cifar_resnet8 | cutout | -0.53 ± 1.99 (n=3)<br>effect +0.47 under dlb, +1.00 under ce |" in readme
+    assert "This table shows 1 interaction interval (0 degenerate, 0 from one seed); Holm–Bonferroni covers" in readme
+    entry = json.loads((out / row["entry"]).read_text())
+    assert entry["interaction"]["interaction"]["seeds"] == [0, 1, 2]
+    assert entry["interaction"]["interaction"]["differences"] == pytest.approx([-0.6, -1.3, 0.3])
+    assert entry["by_metric"]["test_nll"]["interaction"]["interaction"]["mean"] == pytest.approx(0.0)
+    view = metric_view((out / "index.html").read_text())
+    assert view.count('<svg class="compat"') == 1 and "-0.53" in view
+
+
+def test_degenerate_gain_is_reported_as_such_everywhere(tmp_path):
+    records = [make_record(method="ce", seed=s, test_acc=a) for s, a in CE.items()]
+    records += [make_record(method="dlb", seed=s, test_acc=a + 1.0) for s, a in CE.items()]  # +1.00 on every seed
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    (dlb,) = [r for r in read_csv(out / "results.csv") if r["method"] == "dlb"]
+    assert (dlb["gain_degenerate"], dlb["gain_significant"], dlb["gain_p"], dlb["gain_holm_p"]) == (
+        "True", "False", "", "")
+    readme = (out / "README.md").read_text()
+    assert "+1.00 ± 0.00 degenerate (n=3)" in readme and "▲" not in readme.split("## quickstart")[1].split("##")[0]
+    assert "1 gain-over-CE interval (1 degenerate, 0 from one seed); Holm–Bonferroni covers the 0 tested" in readme
+    entry = json.loads((out / dlb["entry"]).read_text())
+    assert entry["gain_vs_ce"]["degenerate"] is True and entry["gain_vs_ce"]["significant"] is False
+    assert entry["gain_vs_ce"]["holm_significant"] is False
+    view = metric_view((out / "index.html").read_text())
+    assert "+1.00 ± 0.00 degenerate" in view and 'class="gain up' not in view
+
+
+def test_lower_is_better_metrics_mark_a_drop_as_better(tmp_path):
+    records = standard_records()
+    for record in records:  # DLB's NLL 0.05 lower on every seed but one: a real improvement
+        record["test_nll"] = 0.40 - (0.05 if record["method"] == "dlb" else 0.0) + 0.01 * record["seed"] ** 2 * (
+            record["method"] == "dlb")
+    board = aggregate(load_records(str(write_records(tmp_path / "exp", records))), metric="test_nll")
+    dlb = next(c for c in board.cells if c.method == "dlb")
+    assert dlb.gain.interval.mean == pytest.approx(-0.05 + 0.05 / 3)  # differences -0.05, -0.04, -0.01
+    from augbench.leaderboard.text import gain_mark
+
+    assert gain_mark(dlb.gain, board.metric_info) == ("▲" if dlb.gain.significant else "")
+    strong = paired_gain({0: 0.30, 1: 0.31, 2: 0.29}, {0: 0.40, 1: 0.42, 2: 0.40})
+    assert strong.significant and gain_mark(strong, board.metric_info) == "▲"
+    assert gain_mark(strong) == "▼"  # the same drop in accuracy is a loss
+    assert board.metric_order() == ["test_nll", "test_acc", "test_acc_at_best_val", "test_ece"]
+
+
+def test_budgets_side_by_side_pair_samples_runs_with_ce_at_epochs(tmp_path):
+    """CE forwards each sample once, so its epochs runs are its samples runs: DLB@samples pairs with them."""
+    records = standard_records()  # CE and DLB at budget epochs; DLB forwards twice CE's samples
+    dlb_samples = {0: 90.5, 1: 91.6, 2: 89.7}  # differences from CE 0.5, 0.1, 0.7
+    records += [make_record(method="dlb", seed=s, test_acc=a, budget="samples", forward_samples=10 * 10000)
+                for s, a in dlb_samples.items()]
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    rows = {r["budget"]: r for r in read_csv(out / "results.csv") if r["method"] == "dlb"}
+    assert rows["samples"]["gain_ce_budget"] == "epochs" and rows["epochs"]["gain_ce_budget"] == "epochs"
+    assert float(rows["samples"]["gain_vs_ce"]) == pytest.approx(1.3 / 3)
+    assert rows["samples"]["gain_n"] == "3"
+    readme = (out / "README.md").read_text()
+    section = readme.split("## Equal epochs and equal forward samples: quickstart: fashion_mnist")[1]
+    assert "| backbone | recipe | dlb at equal epochs | dlb at equal forward samples |" in section
+    # s = 0.3055, half-width 0.759; Holm over the 2 gains of this comparison
+    assert ("| cifar_resnet8 | baseline | +1.10 ± 0.25 ▲ (Holm ▲) (n=3)<br>2.00× CE's forward samples | "
+            "+0.43 ± 0.76 (n=3)<br>1.00× CE's forward samples |") in section
+    assert "This table shows 2 gain-over-CE intervals" in section
+    assert "its runs at budget 'epochs' are its runs at budget 'samples'" in readme
+    view = metric_view((out / "index.html").read_text())
+    assert view.count('class="sidebyside"') == 1 and "1.00× CE&#x27;s forward samples" in view
+
+
+def test_estimate_and_actual_wall_time_on_the_page(tmp_path):
+    records = standard_records() + [make_record(method="dlb", seed=0, phase="search")]
+    exp = write_records(tmp_path / "exp", records)
+    (exp / "estimate.json").write_text(json.dumps({"experiment": "quickstart", "seconds": 600.0, "runs": 7,
+                                                   "device": "cpu (x86_64, 2 cores, 2 threads)",
+                                                   "created_at": "2025-01-01T09:59:00+00:00"}))
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(exp), "--out", str(out)]) == 0
+    readme = (out / "README.md").read_text()
+    # Each run's finished_at - started_at: 30 s, 90 s, 150 s per method and the search trial's 30 s = 570 s.
+    assert ("quickstart: estimated 10.0 min for at most 7 runs on cpu (x86_64, 2 cores, 2 threads) (augbench "
+            "tune --dry-run, 2025-01-01T09:59:00+00:00); actual 9.5 min over 7 runs") in readme
+    assert "estimate/actual 1.05" in readme
+    assert "estimated 10.0 min for at most 7 runs" in (out / "index.html").read_text()
 
 
 # -- aggregation -----------------------------------------------------------------------------------
