@@ -17,6 +17,13 @@ Reproducibility: batch b of epoch e is augmented from seeds derived from
 (seed, e, b) alone (the global generators for sample ops, one host generator
 for batch ops in the loader stage, one device generator for the device
 stage), so the views are the same with 0 or N workers and after a resume.
+
+DistributedDataParallel (``world_size > 1``): every rank computes the same
+seeded order of global batches and keeps its own shard of each
+(``augbench.data.samplers.shard``: a contiguous slice of the batch positions,
+per block), and its augmentation seeds also take (rank, world size), so each
+rank augments with its own stream. One process (``world_size == 1``) draws
+exactly what it drew before the rank existed.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from augbench.augment.pipeline import Pipeline, normalize
-from augbench.data.samplers import SAMPLERS
+from augbench.data.samplers import SAMPLER_BLOCKS, SAMPLERS, shard
 
 
 def _mix_seed(*parts: int) -> int:
@@ -48,15 +55,17 @@ _SHUFFLE, _LOADER_BATCH_OPS, _DEVICE_OPS = 0xBA7C4, 0x10AD, 0xDE71CE
 class _LoaderStage(Dataset):
     """Item ``(epoch, b, positions)``: the uint8 views of batch b after the loader stage."""
 
-    def __init__(self, images: torch.Tensor, pipeline: Pipeline, num_views: int, seed: int):
+    def __init__(self, images: torch.Tensor, pipeline: Pipeline, num_views: int, seed: int,
+                 stream: tuple[int, ...] = ()):
         self.images, self.pipeline, self.num_views, self.seed = images, pipeline, num_views, seed
+        self.stream = stream
 
     def __len__(self) -> int:  # items are addressed by key, not by position
         return 0
 
     def __getitem__(self, key) -> list[torch.Tensor]:
         epoch, b, positions = key
-        seed = _mix_seed(self.seed, epoch, b)
+        seed = _mix_seed(self.seed, epoch, b, *self.stream)
         generator = torch.Generator().manual_seed(_mix_seed(seed, _LOADER_BATCH_OPS))
         py_state, np_state = random.getstate(), np.random.get_state()
         random.seed(seed)
@@ -102,16 +111,21 @@ class TrainLoader:
         device: the training device; batches arrive there.
         dtype: dtype of the normalised views (``torch.bfloat16`` under ``--bf16``).
         channels_last: views in channels-last memory format.
+        rank, world_size: this process's shard of every global batch (``batch_size`` is the global batch).
     """
 
     def __init__(self, images, labels, index, pipeline: Pipeline, num_views: int, batch_size: int,
                  mean, std, seed: int, sampler: str = "shuffle", num_workers: int = 0,
                  mp_context: str | None = None, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32, channels_last: bool = False):
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False, rank: int = 0,
+                 world_size: int = 1):
         self.device = torch.device(device)
         self.images, self.labels, self.index = images, labels, index
         self.pipeline, self.num_views, self.batch_size = pipeline, num_views, batch_size
-        self.seed, self.sampler = seed, SAMPLERS[sampler]
+        self.seed, self.sampler, self.blocks = seed, SAMPLERS[sampler], SAMPLER_BLOCKS[sampler]
+        self.rank, self.world_size = rank, world_size
+        # Extra parts of every augmentation seed: none in one process, so its streams stay what they were.
+        self.stream = (rank, world_size) if world_size > 1 else ()
         self.num_workers, self.mp_context = num_workers, mp_context
         self.dtype, self.channels_last = dtype, channels_last
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
@@ -119,12 +133,13 @@ class TrainLoader:
         self.device_labels, self.device_index = labels.to(self.device), index.to(self.device)
         # Without sample ops the images live on the device; otherwise the loader stage reads them on the host.
         self.device_images = None if pipeline.needs_loader else images.to(self.device)
-        self._stage = _LoaderStage(images, pipeline, num_views, seed) if pipeline.needs_loader else None
+        self._stage = _LoaderStage(images, pipeline, num_views, seed, self.stream) if pipeline.needs_loader else None
         self._keys = _EpochKeys()
         self._dataloader: DataLoader | None = None
         self._generator = torch.Generator(device=self.device)
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
+        """The global batches of ``epoch``: the same on every rank."""
         generator = torch.Generator().manual_seed(_mix_seed(self.seed, epoch, _SHUFFLE))
         return self.sampler(self.labels, self.batch_size, generator)
 
@@ -144,25 +159,25 @@ class TrainLoader:
         self._keys.keys = keys
         return iter(self._dataloader)
 
-    def _finish(self, images: torch.Tensor) -> torch.Tensor:
-        """Device stage, then normalisation, on the device."""
-        images = self.pipeline.run_device_stage(images, self._generator)
+    def _finish(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Device stage, then normalisation, on the device; all views in one batch (fewer, larger ops)."""
+        images = self.pipeline.run_device_stage(torch.cat(views), self._generator)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return normalize(images, self.mean, self.std, self.dtype)
+        return list(normalize(images, self.mean, self.std, self.dtype).chunk(len(views)))
 
     def epoch(self, epoch: int) -> Iterator[tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]]:
-        batches = self.batches(epoch)
+        batches = [shard(p, self.blocks, self.rank, self.world_size) for p in self.batches(epoch)]
         # One copy of the epoch's order to the device, instead of one per step.
         sizes = [len(p) for p in batches]
         order = torch.cat(batches).to(self.device, non_blocking=True) if batches else torch.zeros(0)
         device_positions = order.split(sizes)
         loaded = self._loader_views(epoch, batches) if self._stage is not None else None
         for b, positions in enumerate(device_positions):
-            self._generator.manual_seed(_mix_seed(self.seed, epoch, b, _DEVICE_OPS))
+            self._generator.manual_seed(_mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
             if loaded is not None:
                 raw = [v.to(self.device, non_blocking=True) for v in next(loaded)]
             else:
                 raw = [self.device_images.index_select(0, positions)] * self.num_views
-            views = [self._finish(v) for v in raw]
+            views = self._finish(raw)
             yield views, self.device_labels[positions], self.device_index[positions]
