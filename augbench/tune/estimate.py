@@ -165,6 +165,11 @@ def probe_evaluation(setup) -> float:
         return (time.perf_counter() - start) / max(count, 1)
 
 
+def _check_throughput(throughput: float | None) -> None:
+    if throughput is not None and not throughput > 0:
+        raise UsageError(f"--throughput {throughput:g}: accepted: a number of images per second > 0")
+
+
 def estimate(experiment: Experiment, *, data_root: str | None = None, device: str = "auto",
              throughput: float | None = None, log=print) -> Estimate:
     """Counts the runs of ``experiment`` and estimates their cost from probes on this machine."""
@@ -172,8 +177,7 @@ def estimate(experiment: Experiment, *, data_root: str | None = None, device: st
     from augbench.engine.run import resolve_device
     from augbench.track.record import device_name, now_iso
 
-    if throughput is not None and throughput <= 0:
-        raise UsageError(f"--throughput {throughput:g}: accepted: a number of images per second > 0")
+    _check_throughput(throughput)
     started = time.perf_counter()
     runs = []  # the configuration of every run the plan holds (search trials with the fixed values)
     runs_by_cell = {}
@@ -268,6 +272,7 @@ def dry_run(experiment_path: str, *, out: str | None = None, data_root: str | No
     """``augbench tune EXPERIMENT --dry-run [--throughput N] [--save]``: prints the estimate; writes only with save."""
     from augbench.track.record import write_json_atomic
 
+    _check_throughput(throughput)
     experiment = load_experiment(experiment_path)
     out_dir = Path(out) if out else Path("runs") / experiment.name
     if out_dir.exists() and not out_dir.is_dir():
