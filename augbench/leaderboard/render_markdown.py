@@ -146,8 +146,13 @@ def render_markdown(board: Leaderboard) -> str:
         f"mark a gain whose interval excludes zero ({SIGNIFICANT_UP} better, {SIGNIFICANT_DOWN} worse), and "
         "\"Holm ▲\" or \"Holm n.s.\" says whether the mark survives Holm's correction over the whole table; "
         f"{INCOMPLETE} marks a cell with failed or missing runs. "
-        "`index.html` has the same tables, sortable and filterable, with the DLB-gain heatmap and accuracy "
-        "against compute; `results.csv` has every number; `entries/` has one JSON file per cell with its "
+        "A difference whose interval comes from the same difference on every seed is marked \"degenerate\": "
+        "zero width, no information, never marked. Under each setting, the compatibility table asks whether "
+        "each recipe's gain over the plain recipe survives each method (the interaction, paired by seed); where "
+        "a setting ran at both budgets, a further table sets each method's gain at equal epochs beside its gain "
+        "at equal forward samples. `index.html` has the same tables, sortable and filterable, with a metric "
+        "selector (accuracy, NLL, ECE), the compatibility heatmap, the DLB-gain heatmap and the metric against "
+        "compute; `results.csv` has every number for every metric; `entries/` has one JSON file per cell with its "
         "provenance and the commands that reproduce it.",
         "",
     ]
