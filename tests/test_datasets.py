@@ -438,3 +438,43 @@ def test_cached_tensors_map_the_file_instead_of_copying_it(tmp_path):
 
 def test_registry_lists_the_new_families():
     assert {"imagefolder", "tiny_imagenet"} <= set(DATASETS)
+
+
+def test_a_second_loader_waits_for_the_first_decode_and_maps_its_file(tmp_path):
+    import fcntl
+    import threading
+    import time
+
+    root = write_image_folder(tmp_path / "d")
+    folder = tmp_path / "cache" / "decoded"
+    folder.mkdir(parents=True)
+    loaded = {}
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a process that is decoding holds it
+        waiter = threading.Thread(target=lambda: loaded.update(ds=load_dataset("imagefolder", data_root=str(root))))
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive() and not _cache_files(tmp_path)  # waiting, not decoding alongside
+    finally:
+        os.close(fd)
+    waiter.join(timeout=30)
+    assert not waiter.is_alive() and loaded["ds"].train_images.shape == (12, 3, 12, 12)
+    assert len(_cache_files(tmp_path)) == 1
+
+
+def test_an_experiment_file_carries_the_image_size(tmp_path):
+    from augbench.tune.experiment import load_experiment, preflight
+
+    root = write_image_folder(tmp_path / "d", per_class=(8, 2))
+    text = ("name: folder64\ndataset: imagefolder\nimage_size: {size}\nval_fraction: 0.25\n"
+            "backbones: [cifar_resnet8]\nrecipes: [baseline]\nmethods: [ce]\nepochs: 1\n"
+            "fixed: {{batch_size: 4}}\nsearch: {{space: {{}}}}\nfinal: {{seeds: [0]}}\n")
+    path = tmp_path / "exp.yaml"
+    path.write_text(text.format(size=64))
+    experiment = load_experiment(path)
+    assert experiment.run_config(experiment.cells()[0], {}, 0).image_size == 64
+    preflight(experiment, data_root=str(root))  # builds a run at 64 px from the folder
+    path.write_text(text.format(size=3))
+    with pytest.raises(UsageError, match="image_size"):
+        load_experiment(path)

@@ -25,6 +25,8 @@ complete: a failed or interrupted decode leaves nothing in the cache.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -98,17 +100,59 @@ def load_or_build(path: Path, key: str, build: Build) -> Cached:
 
     ``build`` may raise (bad input): then nothing is written to the cache.
     """
-    refused = None
-    if path.exists():
-        try:
-            return _read(path, key, status="hit")
-        except _Refused as why:
-            refused = str(why)
-            if why.corrupt:
-                print(f"augbench: cache file {path} is corrupt ({why}); decoding again", file=sys.stderr)
-    _write(path, key, build)
-    cached = _read(path, key, status="built" if refused is None else f"rebuilt ({refused})")
-    return cached
+    seen = _stamp(path)
+    refused = _try_read(path, key)
+    if isinstance(refused, Cached):
+        return refused
+    _make_folder(path.parent)
+    # Workers of a grid start together: one decodes, the others wait for it and then map its file.
+    with _folder_lock(path.parent):
+        if _stamp(path) != seen:  # written by another process while this one waited
+            again = _try_read(path, key)
+            if isinstance(again, Cached):
+                return again
+        _write(path, key, build)
+    return _read(path, key, status="built" if refused is None else f"rebuilt ({refused})")
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _try_read(path: Path, key: str) -> Cached | str | None:
+    """The cached arrays; else why the file was refused (None: there is no file)."""
+    if not path.exists():
+        return None
+    try:
+        return _read(path, key, status="hit")
+    except _Refused as why:
+        if why.corrupt:
+            print(f"augbench: cache file {path} is corrupt ({why}); decoding again", file=sys.stderr)
+        return str(why)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive ``flock`` on the cache folder itself: no lock file is left behind, and the lock goes
+    with the process if it dies."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot create the cache folder ({exc}); set {CACHE_ENV} to a writable "
+                        "folder") from exc
 
 
 class _Refused(Exception):
@@ -137,11 +181,6 @@ def _crc(buffer: np.ndarray, crc: int = 0) -> int:
 
 
 def _write(path: Path, key: str, build: Build) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"{path.parent}: cannot create the cache folder ({exc}); set {CACHE_ENV} to a writable "
-                        "folder") from exc
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     state: dict[str, Any] = {}
 
