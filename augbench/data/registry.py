@@ -139,12 +139,13 @@ def load_dataset(name: str, data_root: str | None = None, download: bool = False
 # --------------------------------------------------------------------------- helpers for the families
 
 
-def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(images: np.ndarray, chunk_pixels: int = 1 << 22) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Exact per-channel mean and population std of uint8 ``[N, C, H, W]`` in [0, 1] units.
 
     Uses a 256-bin histogram per channel: exact, and far cheaper than a float copy.  Counted in chunks of
-    images, because ``bincount`` widens its input to int64: eight bytes per pixel of the chunk.
+    about ``chunk_pixels`` pixels, because ``bincount`` widens its input to int64: eight bytes per pixel.
     """
+    chunk = max(1, chunk_pixels // max(1, images.shape[2] * images.shape[3]))
     values = np.arange(256, dtype=np.float64) / 255.0
     means, stds = [], []
     for c in range(images.shape[1]):
