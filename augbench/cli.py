@@ -66,8 +66,9 @@ def _add_train(sub) -> None:
     p.add_argument("--protocol", default=None, metavar="NAME|PATH",
                    help="named training settings from recipes/protocols/ (e.g. dlb_paper_cifar, cpu_short); "
                         "flags given here override them")
-    p.add_argument("--dataset", default=None, help=f"fashion_mnist, cifar10, cifar100, synthetic, ... "
-                                                   f"(default: {d.dataset})")
+    p.add_argument("--dataset", default=None,
+                   help=f"fashion_mnist, cifar10, cifar100, tiny_imagenet, imagefolder (with --data-root), "
+                        f"synthetic, ... (default: {d.dataset})")
     p.add_argument("--model", default=None, help=f"an augbench CIFAR model or any timm model (default: the "
                                                  f"protocol's first backbone, else {d.model})")
     p.add_argument("--method", default=None, help=f"a registered method, see `augbench methods` (default: {d.method})")
@@ -104,12 +105,16 @@ def _add_train(sub) -> None:
                    help=f"(default: {d.val_fraction})")
     p.add_argument("--train-subset", type=_positive_int("--train-subset"), default=None,
                    help="train on a stratified subset of N samples")
+    p.add_argument("--image-size", type=_positive_int("--image-size"), default=None, metavar="N",
+                   help="bring every image to NxN: shorter side scaled to N, centre crop (default: the data "
+                        "set's native size)")
     p.add_argument("--label-noise", default=None, metavar="sym:R|asym:R", help="training-label noise at rate R")
     p.add_argument("--out", default=None, help="run folder (default: runs/DATASET_MODEL_RECIPE_METHOD_sSEED)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (an error if there is none)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--data-root", default=None, help="folder with the data set files")
-    p.add_argument("--download", action="store_true", help="download CIFAR if missing (nothing else downloads)")
+    p.add_argument("--download", action="store_true",
+                   help="download CIFAR or Tiny-ImageNet if missing (nothing else downloads)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help=f"(default: {d.channels_last})")
     p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast")

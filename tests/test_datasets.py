@@ -478,3 +478,16 @@ def test_an_experiment_file_carries_the_image_size(tmp_path):
     path.write_text(text.format(size=3))
     with pytest.raises(UsageError, match="image_size"):
         load_experiment(path)
+
+
+def test_train_image_size_flag_reaches_the_record(tmp_path, capsys):
+    import json
+
+    root = write_image_folder(tmp_path / "d", splits=("train", "test", "val"), per_class=(4, 2, 2), size=(20, 30))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "imagefolder", "--data-root", str(root), "--image-size", "16",
+                 "--epochs", "1", "--batch-size", "4", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    record = json.loads((out / "result.json").read_text())
+    assert record["config"]["image_size"] == 16 and record["status"] == "finished"
+    assert (record["train_size"], record["val_size"], record["test_size"]) == (12, 6, 6)
+    assert str(root / "val") in record["data_splits"]
