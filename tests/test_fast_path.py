@@ -95,7 +95,7 @@ def test_random_erasing_matches_torchvision_draws_in_distribution():
 def test_pipeline_splits_after_the_last_sample_op():
     recipe = load_recipe("autoaugment")
     names = [name for name, _ in recipe.pipeline.spec]
-    assert names[:3] == ["pad_crop", "flip", "autoaugment"] and recipe.pipeline.split == 3
+    assert names[:2] == ["autoaugment", "pad_crop"] and recipe.pipeline.split == 1  # the policy runs first
     assert load_recipe("baseline").pipeline.split == 0 and not load_recipe("cutout").pipeline.needs_loader
 
 
@@ -199,3 +199,20 @@ def test_an_op_that_cannot_run_on_the_images_is_named(tmp_path):
     recipe = load_recipe(str(path))  # two fill values are valid in themselves ...
     with pytest.raises(UsageError, match=r"ops\[1\] \(cutout, a batch op on cpu\).*2 values for a 3-channel"):
         recipe.prepared(10, (3, 32, 32), mean=[0.5, 0.5, 0.5])  # ... but not for three channels
+
+
+@pytest.mark.parametrize("config", [dict(mixup_alpha=1.0), dict(cutmix_alpha=1.0, prob=0.5),
+                                    dict(mixup_alpha=1.0, cutmix_alpha=1.0, switch_prob=0.3),
+                                    dict(mixup_alpha=0.4, cutmix_minmax=(0.2, 0.8), prob=0.7)])
+def test_mixing_draws_lambda_and_mode_as_timm_does(config):
+    """augbench draws the per-batch mode and lambda itself (timm keeps that step private): pinned to timm's."""
+    import numpy as np
+    from timm.data import Mixup
+
+    from augbench.augment.mixing import BatchMixer, MixConfig
+
+    reference = Mixup(mode="batch", num_classes=10, **{"mixup_alpha": 0.0, **config})
+    np.random.seed(1)
+    expected = [reference._params_per_batch() for _ in range(300)]
+    np.random.seed(1)
+    assert [BatchMixer(MixConfig(**config), 10).draw_mode_and_lambda() for _ in range(300)] == expected

@@ -11,8 +11,10 @@
   at the border) and ``y = lam * y_i + (1 - lam) * y_j``. CIFAR setting
   alpha = 1, applied with probability 0.5.
 
-The draws are timm's (``timm.data.Mixup``'s per-batch lambda and mode,
-``cutmix_bbox_and_lam`` for the box, ``one_hot`` for smoothed targets),
+The draws follow timm's ``Mixup`` in ``mode="batch"`` draw for draw (the
+per-batch mode and lambda are drawn here as ``timm/data/mixup.py`` draws them,
+since timm exposes that step only as a private method; the box comes from
+timm's public ``cutmix_bbox_and_lam`` and smoothed targets from ``one_hot``),
 from numpy's global generator, which a run checkpoints. Unlike timm, which
 mixes each sample with ``batch.flip(0)`` in place, the mixing of a batch is
 drawn first as explicit :class:`MixParams` (a partner permutation as in the
@@ -28,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from timm.data import Mixup
 from timm.data.mixup import cutmix_bbox_and_lam, one_hot
 
 from augbench.augment.ops import require
@@ -81,14 +82,24 @@ class BatchMixer:
 
     def __init__(self, config: MixConfig, num_classes: int):
         self.config, self.num_classes = config, num_classes
-        # timm's Mixup draws lambda and the mode; mixing itself happens in apply().
-        self._timm = Mixup(mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,
-                           cutmix_minmax=config.cutmix_minmax, prob=config.prob, switch_prob=config.switch_prob,
-                           mode="batch", correct_lam=config.correct_lam, label_smoothing=config.label_smoothing,
-                           num_classes=num_classes)
+        # As timm: a CutMix box range forces alpha 1 (the box comes from the range, not from lambda).
+        self.cutmix_alpha = 1.0 if config.cutmix_minmax is not None else config.cutmix_alpha
+
+    def draw_mode_and_lambda(self) -> tuple[float, bool]:
+        """``(lam, use_cutmix)`` for one batch; ``lam == 1`` means no mixing (drawn with probability 1 - prob).
+
+        The same numpy draws, in the same order, as timm's ``Mixup`` in batch mode:
+        ``rand() < prob``; with both alphas ``rand() < switch_prob`` picks CutMix; ``lam ~ Beta(alpha, alpha)``.
+        """
+        mixup_alpha, cutmix_alpha = self.config.mixup_alpha, self.cutmix_alpha
+        if not np.random.rand() < self.config.prob:
+            return 1.0, False
+        use_cutmix = cutmix_alpha > 0.0 and (mixup_alpha <= 0.0 or np.random.rand() < self.config.switch_prob)
+        alpha = cutmix_alpha if use_cutmix else mixup_alpha
+        return float(np.random.beta(alpha, alpha)), use_cutmix
 
     def sample(self, batch_size: int, image_size: tuple[int, int]) -> MixParams:
-        lam, use_cutmix = self._timm._params_per_batch()
+        lam, use_cutmix = self.draw_mode_and_lambda()
         if lam == 1.0:
             return MixParams("none", 1.0, torch.arange(batch_size))
         partner = torch.from_numpy(np.random.permutation(batch_size))
