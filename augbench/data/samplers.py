@@ -3,6 +3,12 @@
 A sampler maps ``(labels, batch_size, generator)`` to a list of index tensors
 (positions into ``labels``), one per batch. A method asks for one by name
 (``Method.sampler``); the default shuffles.
+
+Under DistributedDataParallel every rank draws the same global batches (same
+seeded generator) and keeps its shard of each (:func:`shard`). A sampler
+registers how many aligned blocks its batches are made of (``blocks``): a
+``class_pairs`` batch is anchors then their partners, and a rank takes the
+same contiguous slice of both blocks, so every pair stays on one rank.
 """
 
 from __future__ import annotations
@@ -13,16 +19,33 @@ import torch
 
 BatchSampler = Callable[[torch.Tensor, int, torch.Generator], list[torch.Tensor]]
 SAMPLERS: dict[str, BatchSampler] = {}
+#: Sampler name -> number of aligned blocks in each of its batches (see :func:`shard`).
+SAMPLER_BLOCKS: dict[str, int] = {}
 
 
-def register_sampler(name: str):
+def register_sampler(name: str, blocks: int = 1):
     def wrap(fn: BatchSampler) -> BatchSampler:
         if name in SAMPLERS:
             raise ValueError(f"sampler '{name}' registered twice")
         SAMPLERS[name] = fn
+        SAMPLER_BLOCKS[name] = blocks
         return fn
 
     return wrap
+
+
+def shard(positions: torch.Tensor, blocks: int, rank: int, world_size: int) -> torch.Tensor:
+    """Rank ``rank``'s part of one global batch: the same contiguous slice of each of its ``blocks`` blocks.
+
+    With one block (``shuffle``) rank r takes positions ``[r * k, (r + 1) * k)`` of the batch, ``k = n /
+    world_size``; the shards of all ranks are disjoint and together are the global batch. The caller
+    checks that every block divides by ``world_size``.
+    """
+    if world_size == 1:
+        return positions
+    per_block = positions.view(blocks, -1)
+    k = per_block.shape[1] // world_size
+    return per_block[:, rank * k:(rank + 1) * k].reshape(-1)
 
 
 @register_sampler("shuffle")
@@ -35,7 +58,7 @@ def shuffled_batches(labels: torch.Tensor, batch_size: int, generator: torch.Gen
     return list(order[: full * batch_size].view(full, batch_size))
 
 
-@register_sampler("class_pairs")
+@register_sampler("class_pairs", blocks=2)
 def class_pair_batches(labels: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     """Batches of ``batch_size`` anchors followed by one same-class partner per anchor (CS-KD).
 
