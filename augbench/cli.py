@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -118,6 +119,12 @@ def _add_train(sub) -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help=f"(default: {d.channels_last})")
     p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast")
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="under torchrun (DDP): BatchNorm statistics over all ranks' shards, CUDA only "
+                        "(default: per rank)")
+    p.add_argument("--dist-timeout", type=_number("--dist-timeout"), default=300.0, metavar="SECONDS",
+                   help="under torchrun: how long a rank waits for the rendezvous and for the other ranks "
+                        "(default: 300)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -138,8 +145,9 @@ def _run_train(args) -> int:
     out = args.out or f"runs/{config.dataset}_{config.model}_{recipe_name}_{config.method}_s{config.seed}"
     record = train(config, out, resume=args.resume, data_root=args.data_root, download=args.download,
                    device=args.device, num_workers=args.workers, progress=not args.no_progress,
-                   command=["augbench", *sys.argv[1:]])
-    _print_record(record, out)
+                   command=["augbench", *sys.argv[1:]], dist_timeout=args.dist_timeout)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        _print_record(record, out)
     return 0 if record["status"] == "finished" else 1
 
 

@@ -62,6 +62,8 @@ class RunConfig:
     bf16: bool = False
     eval_batch_size: int = 1000
     protocol: str | None = None
+    #: BatchNorm statistics over every rank's shard (DDP, CUDA); per rank when false.
+    sync_bn: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

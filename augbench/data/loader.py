@@ -39,7 +39,7 @@ from augbench.augment.pipeline import Pipeline, normalize
 from augbench.data.samplers import SAMPLER_BLOCKS, SAMPLERS, shard
 
 
-def _mix_seed(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
     """A 63-bit seed from integers (splitmix64 over the parts)."""
     x = 0x9E3779B97F4A7C15
     for part in parts:
@@ -65,8 +65,8 @@ class _LoaderStage(Dataset):
 
     def __getitem__(self, key) -> list[torch.Tensor]:
         epoch, b, positions = key
-        seed = _mix_seed(self.seed, epoch, b, *self.stream)
-        generator = torch.Generator().manual_seed(_mix_seed(seed, _LOADER_BATCH_OPS))
+        seed = mix_seed(self.seed, epoch, b, *self.stream)
+        generator = torch.Generator().manual_seed(mix_seed(seed, _LOADER_BATCH_OPS))
         py_state, np_state = random.getstate(), np.random.get_state()
         random.seed(seed)
         np.random.seed(seed % 2**32)
@@ -140,7 +140,7 @@ class TrainLoader:
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         """The global batches of ``epoch``: the same on every rank."""
-        generator = torch.Generator().manual_seed(_mix_seed(self.seed, epoch, _SHUFFLE))
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch, _SHUFFLE))
         return self.sampler(self.labels, self.batch_size, generator)
 
     def __len__(self) -> int:
@@ -174,7 +174,7 @@ class TrainLoader:
         device_positions = order.split(sizes)
         loaded = self._loader_views(epoch, batches) if self._stage is not None else None
         for b, positions in enumerate(device_positions):
-            self._generator.manual_seed(_mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
+            self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
             if loaded is not None:
                 raw = [v.to(self.device, non_blocking=True) for v in next(loaded)]
             else:

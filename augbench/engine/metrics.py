@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from augbench.augment.pipeline import normalize
 
+#: Equal-width confidence bins of the expected calibration error.
+ECE_BINS = 15
+
 
 @torch.inference_mode()
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-             batch_size: int = 1000, channels_last: bool = False, autocast_dtype=None) -> dict[str, float]:
+             batch_size: int = 1000, channels_last: bool = False, autocast_dtype=None,
+             reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
     """Accuracy (%), NLL and 15-bin ECE (%) (Guo et al. 2017) of ``model`` on uint8 ``images``.
 
     Images are normalised per batch on their device (``mean``/``std`` per
     channel in [0, 1] units); the three numbers are read back once.
+
+    Under DistributedDataParallel each rank passes its shard of the split and
+    ``reduce`` (a sum over the ranks, in place): the ranks' counts are summed
+    (samples, correct predictions, NLL sum and per-bin sums of correct minus
+    confidence), never their means, so the result is that of the whole split.
     """
-    if len(labels) == 0:
+    sums = evaluation_sums(model, images, labels, mean, std, batch_size, channels_last, autocast_dtype)
+    if reduce is not None:
+        sums = reduce(sums)
+    n = sums[0]
+    if n.item() == 0:
         return {"acc": float("nan"), "nll": float("nan"), "ece": float("nan")}
+    acc, nll, ece = torch.stack([100.0 * (sums[1] / n), sums[2] / n, 100.0 * (sums[3:].abs().sum() / n)]).tolist()
+    return {"acc": acc, "nll": nll, "ece": ece}
+
+
+def evaluation_sums(model, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                    batch_size: int = 1000, channels_last: bool = False, autocast_dtype=None) -> torch.Tensor:
+    """``[n, correct, NLL sum, ECE bin sums...]`` (float32, on the images' device): what adds across shards."""
+    device = images.device
+    if len(labels) == 0:
+        return torch.zeros(3 + ECE_BINS, device=device)
     was_training = model.training
     model.eval()
     dtype = autocast_dtype or torch.float32
@@ -32,19 +57,23 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tens
     model.train(was_training)
     logits = torch.cat(logits)
     labels = labels.to(logits.device)
-    probs = logits.softmax(dim=1)
-    confidence, predicted = probs.max(dim=1)
+    confidence, predicted = logits.softmax(dim=1).max(dim=1)
     correct = (predicted == labels).float()
-    acc, nll, ece = torch.stack([100.0 * correct.mean(), F.cross_entropy(logits, labels),
-                                 100.0 * expected_calibration_error(confidence, correct)]).tolist()
-    return {"acc": acc, "nll": nll, "ece": ece}
+    count = torch.tensor([float(len(labels))], device=logits.device)
+    return torch.cat([count, correct.sum().unsqueeze(0),
+                      F.cross_entropy(logits, labels, reduction="sum").unsqueeze(0),
+                      calibration_gaps(confidence, correct)])
 
 
-def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> torch.Tensor:
+def calibration_gaps(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
+    """Per equal-width confidence bin ``(k/bins, (k+1)/bins]``: the sum of (correct - confidence)."""
+    bin_of = (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)
+    return torch.zeros(bins, device=confidence.device).index_add_(0, bin_of, correct - confidence)
+
+
+def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
     """ECE = sum over equal-width confidence bins of |bin| / n * |acc(bin) - conf(bin)| (a fraction, a tensor).
 
-    Bins are ``(k/bins, (k+1)/bins]``; all bins are summed at once.
+    |bin| * (acc(bin) - conf(bin)) is the bin's sum of (correct - confidence), so all bins are summed at once.
     """
-    bin_of = (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)
-    gap = torch.zeros(bins, device=confidence.device).index_add_(0, bin_of, correct - confidence)
-    return gap.abs().sum() / confidence.numel()
+    return calibration_gaps(confidence, correct, bins).abs().sum() / confidence.numel()

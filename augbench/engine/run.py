@@ -12,6 +12,19 @@ selection need it); the test split once at the end, on the final weights and
 on a copy of the weights from the best-validation epoch, kept since that
 epoch (in memory and in the checkpoint). So ``test_acc_at_best_val`` is exact
 and the test set costs two passes per run, not one per epoch.
+
+DistributedDataParallel (``torchrun --nproc_per_node N -m augbench train``;
+:mod:`augbench.engine.distributed`): every rank builds the same model from
+the same seed, draws its shard of every global batch (``--batch-size`` stays
+the global batch) with its own augmentation stream, and the method runs on
+the DDP-wrapped model, so gradients are averaged over the ranks. BatchNorm
+normalises with each rank's own shard statistics unless ``--sync-bn``
+(CUDA). After each epoch rank 0's BatchNorm buffers go to every rank; the
+evaluation is sharded over the ranks and its counts summed. Rank 0 alone
+writes the run folder; the checkpoint holds every rank's RNG and method
+state, and the record carries ``world_size``. When a rank fails, rank 0 ends
+the run with status ``failed``, the reason and ``resumable``: a rerun of the
+same command resumes from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import math
 import random
 import resource
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -43,9 +57,11 @@ from augbench.data import (
     stratified_split,
     stratified_subset,
 )
-from augbench.data.loader import TrainLoader
+from augbench.data.loader import TrainLoader, mix_seed
+from augbench.engine import distributed
 from augbench.engine.budget import plan_budget
 from augbench.engine.callbacks import Callback, EarlyStop
+from augbench.engine.distributed import SINGLE, World
 from augbench.engine.metrics import evaluate
 from augbench.engine.schedules import SCHEDULES
 from augbench.errors import UsageError
@@ -106,15 +122,20 @@ class Setup:
     planned_steps: int
     num_epochs: int
     data_splits: str | None = None  # where val and test came from, when not the obvious reading
+    world: World = SINGLE  # this process's rank among the run's processes (DDP), one process by default
 
 
 def build(config: RunConfig, *, data_root: str | None = None, download: bool = False, device: str = "auto",
           num_workers: int = 0, mp_context: str | None = None,
-          recipe: Recipe | None = None) -> Setup:
-    """Validates ``config`` and builds data, model and method; raises UsageError, writes nothing."""
+          recipe: Recipe | None = None, world: World = SINGLE) -> Setup:
+    """Validates ``config`` and builds data, model and method; raises UsageError, writes nothing.
+
+    ``world``: this rank's shard of every batch and its own augmentation and global-RNG streams (DDP).
+    """
     config.validate()
     recipe = recipe or load_recipe(config.recipe)
     dev = resolve_device(device)
+    distributed.check_request(world, config.batch_size, config.sync_bn, str(dev))
     if config.bf16 and (problem := bf16_problem(dev)):
         raise UsageError(f"--bf16: {problem}; accepted: a device with native bfloat16 (leave out --bf16)")
     noise = parse_label_noise(config.label_noise)
@@ -129,6 +150,15 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
     model = models.create(config.model, num_classes=ds.num_classes, in_chans=ds.in_chans).to(dev)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if config.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if world.enabled:
+        # Same initial weights on every rank (seeded above); from here on each rank draws its own stream
+        # (dropout, batch mixing's numpy draws).
+        rank_seed = mix_seed(config.seed, world.rank, world.size)
+        torch.manual_seed(rank_seed)
+        np.random.seed(rank_seed % 2**32)
+        random.seed(rank_seed)
 
     if ds.val_images is not None:  # the data set ships a validation split: it replaces --val-fraction
         train_idx = torch.arange(len(ds.train_labels))
@@ -148,11 +178,13 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
         noise_info = {"kind": kind, "rate": rate, "flipped_fraction": flipped}
 
     recipe = recipe.prepared(ds.num_classes, tuple(ds.train_images.shape[1:]), mean=ds.mean, device=dev)
+    if recipe.mixer is not None:
+        distributed.check_mixing(world, config.batch_size)
     loader = TrainLoader(ds.train_images[train_idx], train_labels, torch.arange(len(train_idx)), recipe.pipeline,
                          method.num_views, config.batch_size, ds.mean, ds.std, config.seed,
                          sampler=method.sampler or "shuffle", num_workers=num_workers, mp_context=mp_context,
                          device=dev, dtype=torch.bfloat16 if config.bf16 else torch.float32,
-                         channels_last=config.channels_last)
+                         channels_last=config.channels_last, rank=world.rank, world_size=world.size)
 
     plan = plan_budget(config.budget, config.epochs, len(loader), method.forward_passes_per_sample)
     method.setup(len(train_idx), dev)
@@ -164,7 +196,7 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
         sizes={"train_size": len(train_idx), "val_size": len(val_labels), "test_size": len(ds.test_labels)},
         data_splits=ds.splits,
         label_noise=noise_info, steps_per_epoch=plan.steps_per_epoch, planned_steps=plan.planned_steps,
-        num_epochs=plan.num_epochs,
+        num_epochs=plan.num_epochs, world=world,
     )
 
 
@@ -196,7 +228,18 @@ class Run:
                  log: Callable[[str], None] = print, command: list[str] | None = None,
                  extra_record: dict[str, Any] | None = None):
         self.s, self.out = setup, Path(out_dir)
-        self.callbacks, self.progress, self.log = list(callbacks), progress, log
+        self.world = setup.world
+        # Rank 0 alone reports and writes; the other ranks train, evaluate and take part in every collective.
+        main = self.world.is_main
+        self.callbacks, self.progress, self.log = list(callbacks) if main else [], progress and main, log
+        if not main:
+            self.log = lambda line: None
+        self.train_model = setup.model
+        if self.world.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [setup.device.index] if setup.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(setup.model, device_ids=device_ids)
         self.command = command
         self.extra_record = extra_record or {}
         cfg = setup.config
@@ -221,28 +264,50 @@ class Run:
         return self.out / name
 
     def _checkpoint(self, epoch: int) -> None:
+        own = {"method": self.s.method.state_dict(), "rng": _rng_state()}
+        ranks = [own]
+        if self.world.enabled:
+            ranks = distributed.gather(distributed.to_device(own, "cpu"))
+            if not self.world.is_main:
+                return
         state = {
             "epoch": epoch, "step": self.step, "model": self.s.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "method": self.s.method.state_dict(), "rng": _rng_state(), "history": self.history,
+            "method": own["method"], "rng": own["rng"], "history": self.history,
             "forward_samples": self.forward_samples, "train_seconds": self.train_seconds,
-            "started_at": self.started_at, "best": self.best,
+            "started_at": self.started_at, "best": self.best, "world_size": self.world.size,
         }
+        if self.world.enabled:
+            state["rank_states"] = ranks  # rank r's RNG and method state (DLB's replay, PS-KD's memory, ...)
         tmp = self._path(CHECKPOINT_FILE + ".tmp")
         torch.save(state, tmp)
         tmp.replace(self._path(CHECKPOINT_FILE))
 
     def _restore(self) -> int:
-        state = torch.load(self._path(CHECKPOINT_FILE), map_location=self.s.device, weights_only=False)
+        """Loads the checkpoint (rank 0 reads it; under DDP every rank gets the shared state and its own part)."""
+        world, device = self.world, self.s.device
+        state = None
+        if world.is_main:
+            state = torch.load(self._path(CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+        if world.enabled:
+            state = distributed.broadcast(state)
+        saved_world = state.get("world_size", 1)
+        if saved_world != world.size:
+            raise UsageError(f"--out {self.out}: its checkpoint was written by {saved_world} process(es), this "
+                             f"run has {world.size}; accepted: resume with {saved_world} process(es) in all "
+                             f"(torchrun --nproc_per_node), or use another --out")
+        own = state["rank_states"][world.rank] if world.enabled else {"method": state["method"], "rng": state["rng"]}
         self.s.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.s.method.load_state_dict(state["method"])
-        _set_rng_state(state["rng"])
+        self.s.method.load_state_dict(distributed.to_device(own["method"], device))
+        _set_rng_state(own["rng"])
         self.history = state["history"]
         self.step, self.forward_samples = state["step"], state["forward_samples"]
         self.train_seconds, self.started_at = state["train_seconds"], state["started_at"]
-        self.best = state["best"]
+        self.best = distributed.to_device(state["best"], device)
+        if not world.is_main:
+            return state["epoch"] + 1
         # Drop metric lines written after the checkpoint (a crash between the two).
         lines = "".join(json.dumps(m) + "\n" for m in self.history)
         tmp = self._path(METRICS_FILE + ".tmp")
@@ -272,7 +337,7 @@ class Run:
                 break
             batch = Batch(views, labels, index, s.recipe.mixer, s.recipe.mix_policy)
             with torch.autocast(device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                out = method.step(model, batch)
+                out = method.step(self.train_model, batch)
             self.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             self.optimizer.step()
@@ -294,8 +359,12 @@ class Run:
                                 img_s=f"{rate:.0f}", refresh=False)
         self._check_finite(loss_sum, epoch, checked + 1, step)
         bar.close()
-        seconds = time.perf_counter() - start
         method.on_epoch_end(epoch, s.num_epochs)
+        if self.world.enabled:
+            loss_sum, correct, parts_sum, seen, forwarded = _sum_over_ranks(loss_sum, correct, parts_sum, seen,
+                                                                            forwarded)
+            distributed.broadcast_buffers(model)  # rank 0's BatchNorm statistics: evaluated and saved
+        seconds = time.perf_counter() - start
         self.train_seconds += seconds
         self.forward_samples += forwarded
         seen = max(seen, 1)
@@ -306,17 +375,29 @@ class Run:
                    "forward_samples": self.forward_samples}
         return metrics
 
-    @staticmethod
-    def _check_finite(loss_sum: torch.Tensor, epoch: int, first: int, last: int) -> None:
-        """Ends the run (failed) if a loss since the last check was not finite, naming the step range."""
-        if last >= first and not torch.isfinite(loss_sum).item():
+    def _check_finite(self, loss_sum: torch.Tensor, epoch: int, first: int, last: int) -> None:
+        """Ends the run (failed) if a loss since the last check was not finite, naming the step range.
+
+        Under DDP every rank stops when any rank's loss was not finite.
+        """
+        if last < first:
+            return
+        finite = torch.isfinite(loss_sum).item()
+        if self.world.enabled:
+            finite = distributed.all_true(finite, loss_sum.device)
+        if not finite:
             raise EarlyStop("failed", f"non-finite loss at epoch {epoch + 1}, between steps {first} and {last}")
 
     def _evaluate(self, split: str) -> dict[str, float]:
         s, cfg = self.s, self.s.config
         images, labels = s.val if split == "val" else s.test
+        reduce = None
+        if self.world.enabled:  # rank r evaluates the r-th contiguous slice; the counts are summed
+            bounds = [len(labels) * r // self.world.size for r in (self.world.rank, self.world.rank + 1)]
+            images, labels = images[bounds[0]:bounds[1]], labels[bounds[0]:bounds[1]]
+            reduce = distributed.sum_
         result = evaluate(s.model, images, labels, s.loader.mean, s.loader.std, cfg.eval_batch_size,
-                          cfg.channels_last, self.autocast_dtype)
+                          cfg.channels_last, self.autocast_dtype, reduce=reduce)
         return {f"{split}_{k}": v for k, v in result.items()}
 
     def _validate(self, metrics: dict[str, Any], epoch: int) -> None:
@@ -346,12 +427,26 @@ class Run:
         result["test_seconds"] = time.perf_counter() - start
         return result
 
+    def _epoch_callbacks(self, metrics: dict[str, Any]) -> None:
+        """Rank 0's callbacks; under DDP their decision to stop the run reaches every rank."""
+        stop = None
+        try:
+            for cb in self.callbacks:
+                cb.on_epoch_end(metrics)
+        except EarlyStop as early:
+            stop = early
+        if self.world.enabled:
+            decision = distributed.broadcast((stop.status, stop.reason) if stop is not None else None)
+            stop = EarlyStop(*decision) if decision is not None else None
+        if stop is not None:
+            raise stop
+
     def execute(self, resume: bool) -> dict[str, Any]:
-        s = self.s
+        s, main = self.s, self.world.is_main
         start_epoch = self._restore() if resume else 0
         for cb in self.callbacks:
             cb.on_start(s.config.to_dict(), resumed=resume)
-        status, reason = "finished", None
+        status, reason, resumable = "finished", None, False
         try:
             for epoch in range(start_epoch, s.num_epochs):
                 metrics = self._train_epoch(epoch)
@@ -361,21 +456,32 @@ class Run:
                     metrics.update(self._test())
                 else:
                     self.history.append(metrics)
-                with open(self._path(METRICS_FILE), "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
+                if main:
+                    with open(self._path(METRICS_FILE), "a") as f:
+                        f.write(json.dumps(metrics) + "\n")
                 self._checkpoint(epoch)
                 self.log(_epoch_line(metrics, s.num_epochs))
-                for cb in self.callbacks:
-                    cb.on_epoch_end(metrics)
+                self._epoch_callbacks(metrics)
         except EarlyStop as stop:
             status, reason = stop.status, stop.reason
             self.log(f"run {status}: {reason}")
             if status != "failed" and self.history and "test_acc" not in self.history[-1]:
                 self.history[-1].update(self._test())  # a pruned run still reports its test accuracy
+        except Exception as err:
+            # One process fails alone; under DDP a failed rank (or a rank whose peer died) ends the run as
+            # failed, and the checkpoint of the last epoch stays for a rerun to resume from.
+            if not self.world.enabled or isinstance(err, UsageError):
+                raise
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun's stop must not cut the record short
+            status, reason, resumable = "failed", _rank_failure(self.world, err, len(self.history)), True
+            self.log(f"run failed: {reason}")
         record = self.record(status, reason)
-        write_json_atomic(self._path(RESULT_FILE), record)
-        for cb in self.callbacks:
-            cb.on_finish(record)
+        if resumable:
+            record["resumable"] = True
+        if main:
+            write_json_atomic(self._path(RESULT_FILE), record)
+            for cb in self.callbacks:
+                cb.on_finish(record)
         return record
 
     def record(self, status: str, reason: str | None) -> dict[str, Any]:
@@ -396,11 +502,30 @@ class Run:
             "samples_per_second": self.forward_samples / self.train_seconds if self.train_seconds else None,
             "peak_memory_mb": _peak_memory_mb(s.device), "device": device_name(s.device),
             "versions": versions(), "git_commit": git_commit(), "started_at": self.started_at,
-            "finished_at": now_iso(), "status": status, "reason": reason,
+            "finished_at": now_iso(), "status": status, "reason": reason, "world_size": self.world.size,
             "config": cfg.to_dict(), "command": self.command,
         }
         record.update(self.extra_record)
         return record
+
+
+def _sum_over_ranks(loss_sum: torch.Tensor, correct: torch.Tensor, parts_sum: dict[str, torch.Tensor], seen: int,
+                    forwarded: int):
+    """An epoch's training sums over every rank (one all-reduce): the global loss, accuracy and forward count."""
+    keys = sorted(parts_sum)
+    device = loss_sum.device
+    totals = torch.stack([loss_sum.double(), correct.double(), torch.tensor(seen, dtype=torch.float64, device=device),
+                          torch.tensor(forwarded, dtype=torch.float64, device=device),
+                          *(parts_sum[k].double() for k in keys)])
+    totals = distributed.sum_(totals)
+    parts = {k: totals[4 + i] for i, k in enumerate(keys)}
+    return totals[0], totals[1], parts, int(totals[2].item()), int(totals[3].item())
+
+
+def _rank_failure(world: World, err: BaseException, epochs_done: int) -> str:
+    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return (f"rank {world.rank} of {world.size} stopped during epoch {epochs_done + 1}: {type(err).__name__}: "
+            f"{message} (a rank failed or was killed; rerunning the same command resumes from the last checkpoint)")
 
 
 def _epoch_line(m: dict[str, Any], num_epochs: int) -> str:
@@ -413,33 +538,80 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, data_
           download: bool = False, device: str = "auto", num_workers: int = 0, mp_context: str | None = None,
           recipe: Recipe | None = None, callbacks: list[Callback] = (), progress: bool = True,
           log: Callable[[str], None] = print, command: list[str] | None = None,
-          extra_record: dict[str, Any] | None = None) -> dict[str, Any]:
+          extra_record: dict[str, Any] | None = None,
+          dist_timeout: float = distributed.DEFAULT_TIMEOUT) -> dict[str, Any]:
     """Trains one run into ``out_dir`` and returns its result record.
 
     Rerunning with the same configuration resumes from the last checkpoint
     (``resume=True`` insists that there is one); a finished run returns its
     record without training. Bad input raises UsageError before anything is
     written.
+
+    Started by torchrun with more than one process, the processes train the
+    run together (DDP, see the module docstring); ``dist_timeout`` bounds the
+    wait for the rendezvous and for the other ranks.
     """
     out = Path(out_dir)
-    existing = _existing_run(out, config, resume)
-    if existing == "finished":
-        return read_json(out / RESULT_FILE)
-    setup = build(config, data_root=data_root, download=download, device=device, num_workers=num_workers,
-                  mp_context=mp_context, recipe=recipe)
-    created = not out.exists()
+    world = distributed.world_from_env()
+    kwargs = dict(resume=resume, data_root=data_root, download=download, num_workers=num_workers,
+                  mp_context=mp_context, recipe=recipe, callbacks=callbacks, progress=progress, log=log,
+                  command=command, extra_record=extra_record)
+    if not world.enabled:
+        return _train(config, out, world, device=device, **kwargs)
+    device = distributed.device_for(world, device)
+    distributed.check_request(world, config.batch_size, config.sync_bn, device)
+    distributed.init(world, torch.device(device), dist_timeout)
+    previous = signal.getsignal(signal.SIGTERM)
+    distributed.raise_on_sigterm()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        if existing is None:
-            write_json_atomic(out / CONFIG_FILE, config.to_dict())
-            (out / METRICS_FILE).write_text("")
-    except OSError as err:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise UsageError(f"--out {out}: cannot write there ({err.strerror})") from None
+        return _train(config, out, world, device=device, **kwargs)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        distributed.shutdown()
+
+
+def _train(config: RunConfig, out: Path, world: World, *, resume: bool, data_root: str | None, download: bool,
+           device: str, num_workers: int, mp_context: str | None, recipe: Recipe | None,
+           callbacks: list[Callback], progress: bool, log: Callable[[str], None], command: list[str] | None,
+           extra_record: dict[str, Any] | None) -> dict[str, Any]:
+    existing = _on_main(world, lambda: _existing_run(out, config, resume))
+    if existing == "finished":
+        return _on_main(world, lambda: read_json(out / RESULT_FILE))
+    setup = build(config, data_root=data_root, download=download, device=device, num_workers=num_workers,
+                  mp_context=mp_context, recipe=recipe, world=world)
+
+    def prepare_folder() -> None:
+        created = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            if existing is None:
+                write_json_atomic(out / CONFIG_FILE, config.to_dict())
+                (out / METRICS_FILE).write_text("")
+        except OSError as err:
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            raise UsageError(f"--out {out}: cannot write there ({err.strerror})") from None
+
+    _on_main(world, prepare_folder)
     run = Run(setup, out, callbacks=callbacks, progress=progress, log=log, command=command,
               extra_record=extra_record)
     return run.execute(resume=existing == "resume")
+
+
+def _on_main(world: World, fn: Callable[[], Any]) -> Any:
+    """``fn()`` on rank 0 alone (it reads or writes the run folder); its result, or UsageError, on every rank."""
+    if not world.enabled:
+        return fn()
+    outcome = None
+    if world.is_main:
+        try:
+            outcome = ("ok", fn())
+        except UsageError as err:
+            outcome = ("error", str(err))
+    outcome = distributed.broadcast(outcome)
+    if outcome[0] == "error":
+        raise UsageError(outcome[1])
+    return outcome[1]
 
 
 def _existing_run(out: Path, config: RunConfig, resume: bool) -> str | None:
@@ -459,8 +631,9 @@ def _existing_run(out: Path, config: RunConfig, resume: bool) -> str | None:
         differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         raise UsageError(f"--out {out}: holds a run with a different configuration ({', '.join(differing)} "
                          f"differ); use another --out or the same flags to resume it")
-    if (out / RESULT_FILE).exists():
+    if (out / RESULT_FILE).exists() and not read_json(out / RESULT_FILE).get("resumable"):
         return "finished"
+    # A run whose rank failed (its record says resumable) continues like an interrupted one.
     if (out / CHECKPOINT_FILE).exists():
         return "resume"
     if resume:

@@ -33,6 +33,12 @@ term uses the mixed target. Leaving the pair unmixed would need one more
 forward of the anchors. The official code trains without batch mixing
 (``train.py`` has no Mixup or CutMix), so this combination is augbench's
 design, not a reproduction.
+
+Under DistributedDataParallel the ``class_pairs`` sampler's batch is sharded
+per block: rank r takes the same contiguous slice of the anchors and of the
+partners (``augbench.data.samplers.shard``), so anchor i and its partner
+always land on the same rank and the step above runs unchanged on each
+rank's pairs. ``--batch-size`` (the anchors) must divide by the world size.
 """
 
 from __future__ import annotations

@@ -33,6 +33,16 @@ those of the mixed images. The replayed half follows ``Batch.mix_policy``:
 - ``clean``: not mixed (hard labels).
 
 CE targets follow the mixing actually applied to each half.
+
+Under DistributedDataParallel each rank keeps its own cache and replays its
+own previous shard: rank r's B_{t-1} is its shard of the previous global
+batch, and its teacher is z_{t-1} on that shard, the logits that the
+replicated model of step t-1 (the same weights on every rank) gave it; with
+per-rank BatchNorm those logits used the shard's batch statistics (the
+global batch's under ``--sync-bn``). Nothing of the cache crosses ranks: the
+only exchange is DDP's gradient average, so the KL term over the global batch
+is the ranks' batchmean KLs averaged, as in one process at the same global
+batch. The checkpoint keeps every rank's cache.
 """
 
 from __future__ import annotations

@@ -35,6 +35,15 @@ the mixed image whose anchor is i; recording clean predictions instead would
 need one more forward per sample. The official code trains without batch
 mixing (``main.py`` has no Mixup or CutMix), so this combination is augbench's
 design, not a reproduction.
+
+Under DistributedDataParallel the memory is *gathered*: every rank holds the
+whole ``[num_train, K]`` memory. A rank writes the predictions of its own
+shard's samples during the epoch; when the epoch ends the ranks sum what each
+wrote (one all-reduce; within an epoch a sample lands on exactly one rank, so
+the sum adds zeros to the one prediction and is exact), and every rank
+starts the next epoch with the same memory. Gathering is needed because the
+shards are cut from a new permutation every epoch: a sample's next target is
+read by whichever rank draws it next.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from augbench.losses import soft_cross_entropy
 from augbench.methods import register_method
@@ -63,6 +73,8 @@ class ProgressiveSelfKD(Method):
         self.remembered: torch.Tensor | None = None
         self.next_memory: torch.Tensor | None = None
         self.next_remembered: torch.Tensor | None = None
+        # Samples this process forwarded in the current epoch (what it contributes to the gathered memory).
+        self.written: torch.Tensor | None = None
 
     def setup(self, num_train: int, device: torch.device) -> None:
         self.memory = torch.zeros(num_train, self.num_classes, device=device)
@@ -72,10 +84,24 @@ class ProgressiveSelfKD(Method):
         self.alpha_t = self.alpha_T * (epoch + 1) / num_epochs
         self.next_memory = self.memory.clone()
         self.next_remembered = self.remembered.clone()
+        self.written = torch.zeros_like(self.remembered)
 
     def on_epoch_end(self, epoch: int, num_epochs: int) -> None:
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            self._gather_epoch()
         self.memory, self.next_memory = self.next_memory, None
         self.remembered, self.next_remembered = self.next_remembered, None
+
+    def _gather_epoch(self) -> None:
+        """Every rank's predictions of this epoch into every rank's ``next_memory`` (exact: disjoint writers)."""
+        written = self.written.unsqueeze(1)
+        predictions = torch.where(written, self.next_memory, torch.zeros_like(self.next_memory))
+        count = self.written.to(torch.int32)
+        dist.all_reduce(predictions)
+        dist.all_reduce(count)
+        seen = count.bool()
+        self.next_memory = torch.where(seen.unsqueeze(1), predictions, self.next_memory)
+        self.next_remembered |= seen
 
     def soft_targets(self, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """``q_t = (1 - alpha_t) * onehot(y) + alpha_t * p_{t-1}``; the label alone where nothing is remembered."""
@@ -90,14 +116,16 @@ class ProgressiveSelfKD(Method):
         loss = soft_cross_entropy(logits, mixed_targets)
         self.next_memory[batch.index] = torch.softmax(logits.detach().float(), dim=1)
         self.next_remembered[batch.index] = True
+        self.written[batch.index] = True
         return StepOutput(loss=loss, logits=logits, labels=batch.labels, forward_samples=images.shape[0],
                           parts={"ce_soft": loss.detach()})
 
     def state_dict(self) -> dict[str, Any]:
         return {"alpha_t": self.alpha_t, "memory": self.memory, "remembered": self.remembered,
-                "next_memory": self.next_memory, "next_remembered": self.next_remembered}
+                "next_memory": self.next_memory, "next_remembered": self.next_remembered, "written": self.written}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.alpha_t = state["alpha_t"]
         self.memory, self.remembered = state["memory"], state["remembered"]
         self.next_memory, self.next_remembered = state["next_memory"], state["next_remembered"]
+        self.written = state.get("written")

@@ -34,6 +34,7 @@ and the seeds of the final phase::
     heartbeat: {interval: 30, grace: 120}
     loader_workers: 0
     wandb: {project: augbench, mode: offline}
+    ddp: {nproc_per_node: 2}     # optional: each run on 2 processes (torchrun, DDP); `augbench worker` launches them
 
 Values resolve as for ``augbench train --protocol``: RunConfig's defaults,
 then the protocol's settings (and its backbones when ``backbones`` is left
@@ -344,6 +345,7 @@ class Experiment:
     loader_workers: int = 0
     wandb_project: str = "augbench"
     wandb_mode: str = "offline"
+    ddp_processes: int = 1  # ddp.nproc_per_node: processes per run (part of the definition: DDP changes results)
 
     def cells(self) -> list[Cell]:
         return [Cell(self.dataset, model, recipe, method, noise, budget) for model in self.backbones
@@ -385,6 +387,8 @@ class Experiment:
             "heartbeat": {"interval": self.heartbeat_interval, "grace": self.heartbeat_grace},
             "loader_workers": self.loader_workers,
             "wandb": {"project": self.wandb_project, "mode": self.wandb_mode},
+            # Absent for one process, so definitions written before DDP keep their hash.
+            **({"ddp": {"nproc_per_node": self.ddp_processes}} if self.ddp_processes > 1 else {}),
         }
 
     def definition(self) -> dict[str, Any]:
@@ -524,9 +528,14 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     if mode not in ("offline", "online"):
         wandb.fail(wandb.path("mode"), mode, "offline or online ($WANDB_MODE overrides it)")
     wandb.finish(("project", "mode"))
+    ddp = top.section("ddp")
+    processes = ddp.get("nproc_per_node", 1, kind=int, accepted="an integer >= 1, the processes of each run")
+    if processes < 1:
+        ddp.fail(ddp.path("nproc_per_node"), processes, "an integer >= 1, the processes of each run")
+    ddp.finish(("nproc_per_node",))
     top.finish(("name", "description", "protocol", "dataset", "train_subset", "val_fraction", "image_size", "backbones",
                 "recipes", "methods", "label_noise", "budget", "epochs", "fixed", "method_args", "search", "final",
-                "retries", "heartbeat", "loader_workers", "wandb"))
+                "retries", "heartbeat", "loader_workers", "wandb", "ddp"))
 
     experiment = Experiment(
         name=name, source=source, description=description, dataset=dataset, train_subset=train_subset,
@@ -537,7 +546,7 @@ def parse_experiment(data: Any, source: str) -> Experiment:
         protocol_settings={k: v for k, v in defaults.items() if k not in PROTOCOL_TOP_LEVEL},
         trials=trials, search_seed=search_seed, pruner=pruner, space=space, final_seeds=final_seeds,
         retries=retries, heartbeat_interval=interval, heartbeat_grace=grace, loader_workers=loader_workers,
-        wandb_project=project, wandb_mode=mode,
+        wandb_project=project, wandb_mode=mode, ddp_processes=processes,
     )
     _check_configs(experiment)
     ids = {}

@@ -12,6 +12,14 @@ A retry of a slot trains the same configuration into the same folder, so it
 resumes from the checkpoint its predecessor left (and a run that had finished
 is not trained again). Each trial's result record goes into that folder
 (``result.json``) and into the trial's user attr ``record``.
+
+An experiment with ``ddp: {nproc_per_node: N}`` (N > 1) trains each trial as
+one DDP run: the worker launches ``torchrun --standalone --nproc_per_node N
+-m augbench train ...`` on its own machine (a free rendezvous port per run),
+relays rank 0's lines and reads the record from the run folder. The trial's
+callbacks then see the run afterwards, from its metrics file: W&B gets every
+epoch and the pruner the validation curve, but a DDP search trial is not
+pruned while it runs.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import hashlib
 import json
 import multiprocessing
 import shutil
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -27,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from augbench.engine.callbacks import Callback
-from augbench.engine.run import CONFIG_FILE, RESULT_FILE
+from augbench.engine.run import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE
 from augbench.errors import UsageError
 from augbench.track.record import read_json, write_json_atomic
 from augbench.tune.coordination import OWNER_ATTR, Heartbeat, fail_lost_trials, owner_info
@@ -202,11 +212,16 @@ class Worker:
             callbacks.append(PruningCallback(trial, run_dir, self.exp.pruner.type))
         self.log(f"{prefix} trial {trial.number}: seed {seed}" + (f", {params}" if params else ""))
         try:
-            record = train(config, run_dir, data_root=self.data_root, device=self.device,
-                           num_workers=self.exp.loader_workers,
-                           mp_context=self.mp_context,
-                           callbacks=callbacks, progress=False, log=lambda line: self.log(f"{prefix} {line}"),
-                           command=reproduce, extra_record=extra)
+            if self.exp.ddp_processes > 1:
+                record, reason = self._train_ddp(config, run_dir, callbacks, extra, prefix)
+                if record is None:  # a rerun resumes from the checkpoint the ranks left
+                    return self._failure(reason, True, wandb)
+            else:
+                record = train(config, run_dir, data_root=self.data_root, device=self.device,
+                               num_workers=self.exp.loader_workers,
+                               mp_context=self.mp_context,
+                               callbacks=callbacks, progress=False, log=lambda line: self.log(f"{prefix} {line}"),
+                               command=reproduce, extra_record=extra)
         except KeyboardInterrupt:
             self._give_back(study, trial, prefix, wandb)
             raise
@@ -222,6 +237,53 @@ class Worker:
             if wandb is not None:
                 wandb.close(0)
         return {"record": json.loads(json.dumps(record, default=str))}
+
+    def _train_ddp(self, config, run_dir: Path, callbacks: list[Callback], extra: dict[str, Any],
+                   prefix: str) -> tuple[dict[str, Any] | None, str | None]:
+        """Trains the run on ``ddp_processes`` processes with torchrun: ``(record, None)`` or ``(None, reason)``.
+
+        The callbacks see the run once it has ended (``on_start`` as for a resumed run, which replays the
+        metrics file, then ``on_finish``); ResumeNote is told beforehand whether a checkpoint was there.
+        """
+        resumed = (run_dir / CHECKPOINT_FILE).exists()
+        for cb in callbacks:
+            if isinstance(cb, ResumeNote):
+                cb.on_start(config.to_dict(), resumed)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc_per_node", str(self.exp.ddp_processes), "-m", "augbench",
+                   *train_command(config, str(run_dir))[1:], "--no-progress", "--device", self.device,
+                   "--workers", str(self.exp.loader_workers)]
+        if config.sync_bn:
+            command.append("--sync-bn")
+        if self.data_root:
+            command += ["--data-root", self.data_root]
+        tail: list[str] = []
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            for line in proc.stdout:
+                self.log(f"{prefix} {line.rstrip()}")
+                tail = [*tail[-2:], line.rstrip()]
+            proc.wait()
+        except KeyboardInterrupt:  # torchrun stops its ranks on SIGTERM; rank 0 records the run as resumable
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+        record = read_json(run_dir / RESULT_FILE) if (run_dir / RESULT_FILE).exists() else None
+        # A record that is not resumable is the run's outcome (finished, or failed for good: non-finite loss).
+        if record is None or record.get("resumable"):
+            reason = (record or {}).get("reason") or (f"torchrun exited with status {proc.returncode}: "
+                                                      + " | ".join(tail))
+            return None, reason
+        record = {**record, **extra}
+        write_json_atomic(run_dir / RESULT_FILE, record)
+        for cb in callbacks:
+            if not isinstance(cb, ResumeNote):
+                cb.on_start(config.to_dict(), True)
+                cb.on_finish(record)
+        return record, None
 
     def _wandb(self, run_dir: Path, cell: Cell, phase: str, slot: str, number: int, extra: dict[str, Any]):
         from augbench.track.wandb_logger import WandbLogger
