@@ -63,11 +63,11 @@ def methods_table(session):
 
 
 @nox.session(python=PYTHON)
-def recipe_throughput(session):
-    """Loader images/s of every recipe (two views, 2 workers) next to the default model's training images/s."""
+def bench(session):
+    """`augbench bench`: model-only, data-path (per-sample vs batched, and Kornia) and end-to-end throughput."""
     session.run("bash", "scripts/setup-system.sh", external=True)
-    _install(session, extra=None)
-    session.run("python", "scripts/recipe_throughput.py", *session.posargs)
+    _install(session, extra="bench")
+    session.run("augbench", "bench", *session.posargs)
 
 
 @nox.session(python=PYTHON)

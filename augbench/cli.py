@@ -387,6 +387,49 @@ def _run_recipes(args) -> int:
     return 0
 
 
+# -- bench -----------------------------------------------------------------------------------------
+
+def _add_bench(sub) -> None:
+    from augbench.config import RunConfig
+    from augbench.engine.bench import DEFAULT_METHODS, DEFAULT_RECIPES
+
+    d = RunConfig()
+    p = sub.add_parser("bench", help="measure model-only, data-path and end-to-end training throughput",
+                       description="Measures, side by side in one process: the model's own train-step "
+                                   "throughput on inputs already on the device; each recipe's data path (per-sample "
+                                   "against batched); the end-to-end training throughput of each recipe x method "
+                                   "and its ratio to the model's; DLB's step against a CE step on a batch of 2n.")
+    p.add_argument("--dataset", default=d.dataset, help="(default: %(default)s)")
+    p.add_argument("--model", default=d.model, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=d.batch_size,
+                   help="(default: %(default)s)")
+    p.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), metavar="RECIPE")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast and bf16 normalisation")
+    p.add_argument("--workers", type=int, default=2,
+                   help="loader worker processes for recipes with sample ops (default: %(default)s)")
+    p.add_argument("--steps", type=_positive_int("--steps"), default=30, help="timed steps per measurement")
+    p.add_argument("--data-root", default=None, help="folder with the data set files")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def _run_bench(args) -> int:
+    import json
+
+    from augbench.config import RunConfig
+    from augbench.engine.bench import format_table, run_bench
+
+    if args.workers < 0:
+        raise UsageError(f"--workers: got {args.workers}; accepted: an integer >= 0")
+    config = RunConfig(dataset=args.dataset, model=args.model, batch_size=args.batch_size, bf16=args.bf16)
+    result = run_bench(config, args.recipes, args.methods, device=args.device, workers=args.workers,
+                       steps=args.steps, data_root=args.data_root,
+                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "train": (_add_train, _run_train),
     "methods": (_add_methods, _run_methods),
@@ -398,6 +441,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "tune": (_add_tune, _run_tune),
     "worker": (_add_worker, _run_worker),
     "status": (_add_status, _run_status),
+    "bench": (_add_bench, _run_bench),
 }
 
 
