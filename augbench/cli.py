@@ -348,11 +348,18 @@ def _add_recipes(sub) -> None:
                                           "original, two independently drawn views and, when the recipe mixes, "
                                           "view 0 mixed and view 1 mixed as DLB mixes its replayed batch.")
     show.add_argument("recipe", metavar="NAME|PATH", help="a recipe name or the path of a recipe YAML file")
-    show.add_argument("--dataset", default="fashion_mnist", help="data set to draw samples from (default: %(default)s)")
+    show.add_argument("--dataset", default="fashion_mnist",
+                      help="data set to draw samples from; the recipe's per_dataset settings for it apply, and its "
+                           "resolved settings are printed (default: %(default)s)")
     show.add_argument("--out", required=True, help="PNG file to write")
     show.add_argument("--samples", type=_positive_int("--samples"), default=6, help="rows (default: %(default)s)")
     show.add_argument("--seed", type=int, default=0, help="seed of the samples and the augmentation (default: 0)")
     show.add_argument("--data-root", default=None, help="folder with the data set files")
+
+
+def recipe_mean_text(mean) -> str:
+    """A data set's per-channel mean as the uint8 fill ``fill: mean`` becomes."""
+    return "/".join(str(int(round(255 * m))) for m in mean)
 
 
 def _run_recipes(args) -> int:
@@ -378,9 +385,14 @@ def _run_recipes(args) -> int:
         raise UsageError(f"--out {args.out}: accepted: a file name ending in .png")
     if not out.parent.is_dir():
         raise UsageError(f"--out {args.out}: folder {out.parent} does not exist; accepted: a path in an existing folder")
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe, dataset=args.dataset)
     ds = load_dataset(args.dataset, data_root=args.data_root)
-    recipe = recipe.prepared(ds.num_classes, tuple(ds.train_images.shape[1:]))
+    recipe = recipe.prepared(ds.num_classes, tuple(ds.train_images.shape[1:]), mean=ds.mean)
+    print(f"recipe {recipe.name} resolved for {ds.name} (fill 'mean' = {recipe_mean_text(ds.mean)}):")
+    for i, (name, op_args) in enumerate(recipe.pipeline.spec):
+        print(f"  ops[{i}] {name}: " + ", ".join(f"{k}={v}" for k, v in op_args.items()))
+    if recipe.spec.get("mix"):
+        print("  mix: " + ", ".join(f"{k}={v}" for k, v in recipe.spec["mix"].items()))
     chosen = pick_samples(ds.train_labels, args.samples, args.seed)
     recipe_grid(recipe, ds.train_images[chosen], ds.train_labels[chosen], ds.class_names, out, seed=args.seed)
     print(f"recipe {recipe.name} on {ds.name}: {len(chosen)} samples -> {out}")

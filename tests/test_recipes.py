@@ -19,6 +19,7 @@ from augbench.augment.mixing import MixParams
 from augbench.augment.pipeline import Pipeline
 from augbench.cli import main
 from augbench.engine import Callback, build, train
+from augbench.errors import UsageError
 from augbench.losses import kd_kl
 from augbench.methods import Batch
 from augbench.methods import dlb as dlb_module
@@ -274,6 +275,15 @@ BAD_RECIPES = [
     ("missing field", {k: v for k, v in BASE.items() if k != "paper"}, ["'paper' is missing"]),
     ("name differs from file", {**BASE, "name": "good"}, ["'name'", "'bad'"]),
     ("not YAML", "name: bad\nops: [\n", ["not valid YAML", "line"]),
+    ("override for an unknown data set", {**BASE, "per_dataset": {"imagenet21k": {"flip": {"p": 0.2}}}},
+     ["per_dataset.imagenet21k", "unknown data set", "cifar100"]),
+    ("override of an op the recipe lacks", {**BASE, "per_dataset": {"cifar100": {"cutout": {"length": 8}}}},
+     ["per_dataset.cifar100.cutout", "no such operation", "pad_crop"]),
+    ("override with an unknown op field", {**with_ops({"op": "cutout"}),
+                                           "per_dataset": {"cifar100": {"cutout": {"size": 8}}}},
+     ["per_dataset.cifar100.cutout (cutout)", "unknown field 'size'", "length (an integer)"]),
+    ("override with a bad value", {**BASE, "per_dataset": {"synthetic": {"flip": {"p": 2}}}},
+     ["per_dataset.synthetic.flip (flip)", "'p'", "[0, 1]"]),
 ]
 
 
@@ -307,3 +317,72 @@ def test_unknown_recipe_name_lists_the_known_ones(tmp_path, capsys):
 def test_recipe_spec_is_json_serializable():
     for name in RECIPES:
         json.dumps(load_recipe(name).spec)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_shipped_recipe_names_its_paper_and_source(name):
+    spec = load_recipe(name).spec
+    assert spec["paper"].strip() and spec["source"].strip()
+
+
+def test_per_dataset_settings_resolve_for_the_data_set():
+    def lengths(dataset):
+        return [op["length"] for op in load_recipe("cutout", dataset=dataset).spec["ops"] if op["op"] == "cutout"]
+
+    # Cutout (uoguelph-mlrg/Cutout README): 16 px on CIFAR-10, 8 px on CIFAR-100.
+    assert lengths("cifar10") == [16] and lengths("cifar100") == [8] and lengths(None) == [16]
+    assert load_recipe("cutout", dataset="cifar100").spec["dataset"] == "cifar100"
+
+    def n_and_m(dataset):
+        (op,) = [op for op in load_recipe("randaugment", dataset=dataset).spec["ops"] if op["op"] == "randaugment"]
+        return op["num_ops"], op["magnitude"]
+
+    assert n_and_m("cifar10") == (3, 5) and n_and_m("cifar100") == (2, 14) and n_and_m("fashion_mnist") == (3, 5)
+
+
+def test_mean_fills_where_the_original_code_masks_after_normalising():
+    def fills(name):
+        return {op["op"]: op.get("fill") for op in load_recipe(name).spec["ops"]}
+
+    assert fills("cutout") == {"pad_crop": 0, "flip": None, "cutout": "mean"}
+    assert fills("autoaugment") == {"autoaugment": "mean", "pad_crop": "mean", "flip": None, "cutout": "mean"}
+    assert fills("randaugment")["randaugment"] == "mean" and fills("trivialaugment")["trivialaugment"] == 0
+
+
+def overriding_recipe(tmp_path, **extra):
+    path = tmp_path / "holes.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "holes", "description": "d", "paper": "p", **extra,
+        "ops": [{"op": "pad_crop", "padding": 4}, {"op": "cutout", "length": 16, "fill": "mean"}],
+        "per_dataset": {"synthetic": {"cutout": {"length": 4}}, "cifar100": {"ops[1]": {"length": 8}}},
+    }, sort_keys=False))
+    return path
+
+
+def test_a_run_records_the_settings_resolved_for_its_data_set(tmp_path, small_config):
+    path = overriding_recipe(tmp_path)  # a user's recipe elsewhere may leave out source
+    record = train(small_config(recipe=str(path), epochs=1, train_subset=128), tmp_path / "run", **QUIET)
+    spec = record["recipe_spec"]
+    assert spec["dataset"] == "synthetic" and spec["source"] is None
+    assert [op["length"] for op in spec["ops"] if op["op"] == "cutout"] == [4]
+    assert [op["length"] for op in load_recipe(str(path), dataset="cifar100").spec["ops"][1:]] == [8]
+
+
+def test_recipes_show_prints_the_settings_resolved_for_the_data_set(tmp_path, capsys):
+    path = overriding_recipe(tmp_path)
+    assert main(["recipes", "show", str(path), "--dataset", "synthetic", "--out", str(tmp_path / "g.png"),
+                 "--samples", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "resolved for synthetic" in printed and "cutout: length=4" in printed
+    assert "fill=mean" not in printed  # the data set's mean, as numbers
+
+
+def test_a_shipped_recipe_must_name_its_source(tmp_path, monkeypatch):
+    import augbench.augment.recipe as recipe_module
+
+    path = overriding_recipe(tmp_path)
+    monkeypatch.setattr(recipe_module, "shipped_recipe_dir", lambda: tmp_path)
+    with pytest.raises(UsageError) as err:
+        load_recipe(str(path))
+    assert str(path) in str(err.value) and "field 'source' is missing" in str(err.value)
+    assert load_recipe(str(overriding_recipe(tmp_path, source="README.md"))).spec["source"] == "README.md"

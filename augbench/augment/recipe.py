@@ -5,18 +5,35 @@ A recipe file::
     name: cutout                   # the file name without .yaml
     description: ...               # what it does, in a sentence or two
     paper: DeVries & Taylor 2017, arXiv:1708.04552
+    source: ...                    # where its numbers come from: repository paths, paper sections
     ops:                           # per-sample operations, in order, drawn afresh for every view
       - {op: pad_crop, padding: 4}
       - {op: flip}
-      - {op: cutout, length: 16}
+      - {op: cutout, length: 16, fill: mean}
     mix:                           # optional batch mixing (timm's Mixup arguments)
       mixup_alpha: 1.0
     dlb_mix: shared                # shared | independent | clean: how DLB mixes its replayed batch
+    per_dataset:                   # optional: settings that differ per data set
+      cifar100:                    # a registered data set name (`augbench datasets`)
+        cutout: {length: 8}        # an op of ``ops`` by name (or ops[i] when it occurs twice), or ``mix``
     scaled_for_28px: ...           # optional note: what changes on 28-px images
 
+``per_dataset`` overrides fields of the named ops (or of ``mix``) for one
+data set; the other fields keep the values given in ``ops``. A run resolves
+the recipe for its data set (``load_recipe(name, dataset=...)``) and its
+record holds the resolved operations (``recipe_spec``, with ``dataset``).
+``fill: mean`` (and random erasing's ``value: mean``) is the data set's
+per-channel mean, set when the recipe is prepared for a data set: what the
+original codes fill with when they mask after normalisation.
+
+``source`` is required for the recipes shipped in ``recipes/augment/``
+(every number there names where it was checked) and optional for a user's
+own recipe file elsewhere.
+
 Every field is checked against the operation's signature and types before
-anything runs; a mistake is a UsageError naming the file, the operation, the
-field and what is accepted.
+anything runs, every ``per_dataset`` entry included; a mistake is a
+UsageError naming the file, the field (e.g. ``per_dataset.cifar100.cutout``)
+and what is accepted.
 
 Recipe names are looked up in ``recipes/augment/`` under the working folder
 (a checkout of the project) and then in the copy installed with the package
@@ -44,21 +61,26 @@ from augbench.augment.mixing import BatchMixer, MixConfig
 from augbench.augment.ops import OPS, OpArgumentError
 from augbench.augment.pipeline import Pipeline, SamplePipeline
 from augbench.errors import UsageError
+from augbench.lookup import YAML_SUFFIXES, files_by_name, is_path, search_folders
 
 #: How a method that replays a batch (DLB) mixes the replay; see ``augbench/methods/dlb.py``.
 DLB_MIX_POLICIES = ("shared", "independent", "clean")
-RECIPE_SUFFIXES = (".yaml", ".yml")
+RECIPE_SUFFIXES = YAML_SUFFIXES
 
 #: Top-level fields of a recipe file: type, and whether it must be given.
 FIELDS: dict[str, tuple[Any, bool]] = {
     "name": (str, True),
     "description": (str, True),
     "paper": (str, True),
+    "source": (str, False),  # required for shipped recipes (_check_top_level)
     "ops": (list, True),
     "mix": (dict | None, False),
     "dlb_mix": (Literal["shared", "independent", "clean"], False),
+    "per_dataset": (dict | None, False),
     "scaled_for_28px": (str | None, False),
 }
+#: ``per_dataset`` key that overrides the ``mix`` section rather than an op.
+MIX_TARGET = "mix"
 
 
 @dataclass
@@ -140,31 +162,25 @@ class Recipe:
 
 # -- finding recipes ---------------------------------------------------------------------------------
 
+def shipped_recipe_dir() -> Path:
+    """The recipes installed with the package (a link to the project's ``recipes/augment``)."""
+    return Path(str(resources.files("augbench.augment") / "recipes"))
+
+
 def recipe_dirs() -> list[Path]:
     """Folders searched for recipe names, first match wins (duplicates removed)."""
-    candidates = [Path("recipes") / "augment", Path(str(resources.files("augbench.augment") / "recipes"))]
-    seen, dirs = set(), []
-    for folder in candidates:
-        if folder.is_dir() and folder.resolve() not in seen:
-            seen.add(folder.resolve())
-            dirs.append(folder)
-    return dirs
+    return search_folders(Path("recipes") / "augment", shipped_recipe_dir())
 
 
 def list_recipes() -> dict[str, Path]:
     """Recipe name -> file, over :func:`recipe_dirs` (the registry of recipes)."""
-    found: dict[str, Path] = {}
-    for folder in recipe_dirs():
-        for path in sorted(folder.iterdir()):
-            if path.suffix in RECIPE_SUFFIXES and path.stem not in found:
-                found[path.stem] = path
-    return dict(sorted(found.items()))
+    return files_by_name(recipe_dirs())
 
 
 def find_recipe(name_or_path: str) -> Path:
     """The file of a recipe given by name or by path; UsageError when there is none."""
     path = Path(name_or_path).expanduser()
-    if path.suffix in RECIPE_SUFFIXES or len(path.parts) > 1:
+    if is_path(name_or_path):
         if not path.is_file():
             raise UsageError(f"recipe file {name_or_path}: not found; accepted: a recipe name "
                              f"({', '.join(list_recipes())}) or the path of an existing .yaml file")
@@ -297,7 +313,16 @@ def _check_top_level(data: dict[str, Any], path: Path) -> dict[str, Any]:
     if checked["name"] != path.stem:
         raise UsageError(f"{path}: field 'name': got {checked['name']!r}; accepted: the file name without its "
                          f"suffix ({path.stem!r})")
+    if not checked.get("source", "").strip() and _is_shipped(path):
+        raise UsageError(f"{path}: field 'source' is missing; accepted: text naming where the recipe's numbers "
+                         f"come from (repository paths, paper sections), required for the recipes shipped in "
+                         f"{shipped_recipe_dir()}")
     return checked
+
+
+def _is_shipped(path: Path) -> bool:
+    shipped = shipped_recipe_dir()
+    return shipped.is_dir() and path.resolve().parent == shipped.resolve()
 
 
 def _check_ops(entries: list[Any], path: Path) -> SamplePipeline:
@@ -317,24 +342,90 @@ def _check_ops(entries: list[Any], path: Path) -> SamplePipeline:
     return SamplePipeline(ops, spec)
 
 
-def load_recipe(name_or_path: str) -> Recipe:
-    """Reads and validates a recipe by name (``recipes/augment/NAME.yaml``) or path.
+def _override_targets(entries: list[dict[str, Any]]) -> dict[str, int | None]:
+    """``per_dataset`` keys -> op index (None for ``mix``): ``ops[i]`` always, an op's name when it occurs once."""
+    names = [entry["op"] for entry in entries]
+    targets: dict[str, int | None] = {f"ops[{i}]": i for i in range(len(entries))}
+    targets.update({name: names.index(name) for name in names if names.count(name) == 1})
+    targets[MIX_TARGET] = None
+    return targets
 
-    Raises UsageError naming the file, the operation, the field and what is
-    accepted. The mixer is built by :meth:`Recipe.prepared`, which needs the
-    number of classes.
+
+def _check_per_dataset(data: dict[str, Any], path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """Validates ``per_dataset`` (data set names, targets, and every override built); returns it."""
+    from augbench.data import list_datasets
+
+    section = data.get("per_dataset") or {}
+    known = list_datasets()
+    targets = _override_targets(data["ops"])
+    for dataset, entries in section.items():
+        where = f"{path}: field 'per_dataset.{dataset}'"
+        if dataset not in known:
+            raise UsageError(f"{where}: unknown data set; accepted: {', '.join(known)}")
+        if not isinstance(entries, dict):
+            raise UsageError(f"{where}: got {entries!r}; accepted: a mapping of op name (or ops[i], or mix) to "
+                             f"the fields it overrides, e.g. {{cutout: {{length: 8}}}}")
+        for target, fields in entries.items():
+            here = f"{path}: field 'per_dataset.{dataset}.{target}'"
+            if target not in targets:
+                raise UsageError(f"{here}: no such operation in ops; accepted: {', '.join(targets)}")
+            if target == MIX_TARGET and data.get("mix") is None:
+                raise UsageError(f"{here}: the recipe has no mix section to override; accepted: "
+                                 f"{', '.join(t for t in targets if t != MIX_TARGET)}")
+            if not isinstance(fields, dict) or "op" in fields:
+                raise UsageError(f"{here}: got {fields!r}; accepted: a mapping of the fields it overrides "
+                                 f"(the operation itself stays)")
+        ops, mix = _resolved_sections(data, dataset)
+        for target in entries:  # unknown fields and bad values, named by their override
+            here = f"{path}: per_dataset.{dataset}.{target}"
+            if targets[target] is None:
+                _build(MixConfig, check_arguments(MixConfig, mix, here), here)
+            else:
+                entry = ops[targets[target]]
+                name = entry["op"]
+                args = {k: v for k, v in entry.items() if k != "op"}
+                _build(OPS[name], check_arguments(OPS[name], args, f"{here} ({name})"), f"{here} ({name})")
+    return section
+
+
+def _resolved_sections(data: dict[str, Any], dataset: str | None) -> tuple[list[dict[str, Any]], dict | None]:
+    """``ops`` and ``mix`` with ``dataset``'s ``per_dataset`` overrides applied (unchanged without one)."""
+    overrides = (data.get("per_dataset") or {}).get(dataset, {}) if dataset is not None else {}
+    targets = _override_targets(data["ops"])
+    ops = [dict(entry) for entry in data["ops"]]
+    mix = dict(data["mix"]) if data.get("mix") is not None else None
+    for target, fields in overrides.items():
+        if targets[target] is None:
+            mix.update(fields)
+        else:
+            ops[targets[target]].update(fields)
+    return ops, mix
+
+
+def load_recipe(name_or_path: str, dataset: str | None = None) -> Recipe:
+    """Reads and validates a recipe by name (``recipes/augment/NAME.yaml``) or path, resolved for ``dataset``.
+
+    ``dataset`` picks the recipe's ``per_dataset`` overrides (none when the
+    recipe has none for it, or when ``dataset`` is None). Raises UsageError
+    naming the file, the operation, the field and what is accepted; every
+    ``per_dataset`` entry is checked whatever ``dataset`` is. The mixer is
+    built by :meth:`Recipe.prepared`, which needs the number of classes.
     """
     path = find_recipe(name_or_path)
     data = _check_top_level(_read(path), path)
-    pipeline = _check_ops(data["ops"], path)
+    _check_ops(data["ops"], path)  # the file as written, so that its own mistakes name ops[i]
+    _check_per_dataset(data, path)
+    ops, mix_section = _resolved_sections(data, dataset)
+    pipeline = _check_ops(ops, path)
     mix = None
-    if data.get("mix") is not None:
-        mix = _build(MixConfig, check_arguments(MixConfig, data["mix"], f"{path}: mix"), f"{path}: mix")
+    if mix_section is not None:
+        mix = _build(MixConfig, check_arguments(MixConfig, mix_section, f"{path}: mix"), f"{path}: mix")
     spec = {
         "name": data["name"], "description": data["description"], "paper": data["paper"],
+        "source": data.get("source"), "dataset": dataset,
         "ops": [{"op": name, **_plain(args)} for name, args in pipeline.spec],
         "mix": _plain(dataclasses.asdict(mix)) if mix is not None else None,
-        "dlb_mix": data.get("dlb_mix", "shared"), "source": str(path),
+        "dlb_mix": data.get("dlb_mix", "shared"), "file": str(path),
     }
     if data.get("scaled_for_28px"):
         spec["scaled_for_28px"] = data["scaled_for_28px"]

@@ -133,7 +133,7 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
     ``world``: this rank's shard of every batch and its own augmentation and global-RNG streams (DDP).
     """
     config.validate()
-    recipe = recipe or load_recipe(config.recipe)
+    recipe = recipe or load_recipe(config.recipe, dataset=config.dataset)
     dev = resolve_device(device)
     distributed.check_request(world, config.batch_size, config.sync_bn, str(dev))
     if config.bf16 and (problem := bf16_problem(dev)):

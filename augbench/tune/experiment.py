@@ -451,7 +451,7 @@ def parse_experiment(data: Any, source: str) -> Experiment:
         if not isinstance(recipe, str) or not recipe:
             top.fail(f"recipes[{i}]", recipe, "a recipe name or a path to a recipe YAML file")
         try:
-            load_recipe(recipe)
+            load_recipe(recipe, dataset=dataset)
         except UsageError as err:
             raise UsageError(f"{source}: field recipes[{i}]: {err}") from None
     methods = top.names("methods", accepted=", ".join(sorted(METHODS)))
