@@ -1,6 +1,7 @@
 """Training protocols (recipes/protocols/*.yaml), the official DLB defaults and equal-compute budgets."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,7 +9,7 @@ from augbench.cli import main
 from augbench.config import RunConfig, default_milestones
 from augbench.errors import UsageError
 from augbench.protocol import list_protocols, load_protocol, resolve_config
-from augbench.tune.experiment import parse_experiment
+from augbench.tune.experiment import load_experiment, parse_experiment
 
 PROTOCOLS = list(list_protocols())
 
@@ -151,3 +152,14 @@ def test_bad_protocol_or_budget_in_an_experiment_names_the_field(fields, where):
     with pytest.raises(UsageError) as err:
         experiment(**fields)
     assert str(err.value).startswith("exp.yaml") and where in str(err.value)
+
+
+EXPERIMENTS = sorted(Path("recipes/experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_shipped_experiments_that_compare_methods_use_both_budgets(path):
+    exp = load_experiment(path)
+    if len(exp.methods) > 1:
+        assert exp.budgets == ["epochs", "samples"]
+    assert "official" not in path.read_text().lower()  # settings come from a named protocol, not a claim
