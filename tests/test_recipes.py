@@ -365,6 +365,7 @@ def test_a_run_records_the_settings_resolved_for_its_data_set(tmp_path, small_co
     spec = record["recipe_spec"]
     assert spec["dataset"] == "synthetic" and spec["source"] is None
     assert [op["length"] for op in spec["ops"] if op["op"] == "cutout"] == [4]
+    assert [op["fill"] for op in spec["ops"] if op["op"] == "cutout"] == [spec["fill_mean"]]  # 'mean' as numbers
     assert [op["length"] for op in load_recipe(str(path), dataset="cifar100").spec["ops"][1:]] == [8]
 
 

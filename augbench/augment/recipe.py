@@ -157,7 +157,11 @@ class Recipe:
             random.setstate(py_state)
             np.random.set_state(np_state)
         mixer = BatchMixer(self.mix, num_classes) if self.mix is not None else None
-        return dataclasses.replace(self, pipeline=pipeline, mixer=mixer)
+        spec = self.spec
+        if mean is not None:  # the record shows the fills as numbers, and the mean they came from
+            spec = {**spec, "ops": [{"op": name, **_plain(args)} for name, args in pipeline.spec],
+                    "fill_mean": [int(round(255.0 * m)) for m in mean]}
+        return dataclasses.replace(self, pipeline=pipeline, mixer=mixer, spec=spec)
 
 
 # -- finding recipes ---------------------------------------------------------------------------------
