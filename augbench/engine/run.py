@@ -33,6 +33,7 @@ import copy
 import json
 import math
 import random
+import re
 import resource
 import shutil
 import signal
@@ -474,7 +475,8 @@ class Run:
                 raise
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun's stop must not cut the record short
             status, reason, resumable = "failed", _rank_failure(self.world, err, len(self.history)), True
-            self.log(f"run failed: {reason}")
+            # Every rank says why it stopped (torchrun shows all ranks' stderr); rank 0 also records it.
+            print(f"augbench train: run failed: {reason}", file=sys.stderr, flush=True)
         record = self.record(status, reason)
         if resumable:
             record["resumable"] = True
@@ -523,7 +525,9 @@ def _sum_over_ranks(loss_sum: torch.Tensor, correct: torch.Tensor, parts_sum: di
 
 
 def _rank_failure(world: World, err: BaseException, epochs_done: int) -> str:
+    """Why this rank stopped, in one line (gloo's messages lose their source location and advice)."""
     message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    message = re.sub(r"^\[[^\]]*\]\s*", "", message).split(". This is typically")[0]
     return (f"rank {world.rank} of {world.size} stopped during epoch {epochs_done + 1}: {type(err).__name__}: "
             f"{message} (a rank failed or was killed; rerunning the same command resumes from the last checkpoint)")
 
