@@ -405,7 +405,7 @@ def test_method_arguments_from_the_command_line(tmp_path):
     import json
 
     record = json.loads((out / "result.json").read_text())
-    assert record["method_args"] == {"correct_prob": 0.95, "temperature": 20.0, "alpha": 0.5}
+    assert record["method_args"] == {"correct_prob": 0.95, "temperature": 20.0, "alpha": 0.5, "multiplier": 100.0}
     assert record["budget"] == "samples" and record["forward_samples"] == 64
     assert main(["train", "--dataset", "synthetic", "--method", "pskd", "--method-arg", "alpha_T=high",
                  "--out", str(tmp_path / "bad")]) == 2
