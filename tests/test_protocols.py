@@ -134,8 +134,9 @@ def test_an_experiment_without_a_protocol_keeps_its_definition_shape():
 def test_budget_list_is_an_axis_of_the_grid():
     exp = experiment(backbones=["cifar_resnet8"], epochs=4, budget=["epochs", "samples"])
     cells = exp.cells()
-    assert len(cells) == 4 and {c.budget for c in cells} == {"epochs", "samples"}
-    assert len({c.id for c in cells}) == 4
+    assert {c.budget for c in cells if c.method == "dlb"} == {"epochs", "samples"}  # DLB forwards twice per sample
+    assert "epochs" in {c.budget for c in cells if c.method == "ce"}  # CE's samples run, if any, is the same run
+    assert len({c.id for c in cells}) == len(cells)
     by_id = {c.id: c for c in cells}
     assert by_id["synthetic.cifar_resnet8.baseline.dlb.clean"].budget == "epochs"
     assert exp.run_config(by_id["synthetic.cifar_resnet8.baseline.dlb.clean.samples"], {}, 0).budget == "samples"
