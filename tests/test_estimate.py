@@ -10,7 +10,8 @@ from augbench.cli import main
 from augbench.tune.estimate import Estimate, estimate
 from augbench.tune.experiment import load_experiment
 
-# 1 backbone x 1 recipe x 2 methods x 2 budgets = 4 cells; only DLB has a search space (3 trials).
+# 1 backbone x 1 recipe x 2 methods x 2 budgets = 3 cells (CE under the samples budget would repeat its epochs
+# run, so it runs once); only DLB has a search space (3 trials).
 EXPERIMENT = """
 name: tiny_estimate
 dataset: synthetic
@@ -27,12 +28,12 @@ search:
   space: {dlb: {temperature: {type: float, low: 1.0, high: 6.0}}}
 final: {seeds: [0, 1]}
 """
-# Runs: search 2 DLB cells x 3 trials = 6; final 4 cells x 2 seeds = 8.
+# Runs: search 2 DLB cells x 3 trials = 6; final 3 cells x 2 seeds = 6.
 # Forward samples (256 images, batch 64: 4 steps per epoch; DLB forwards 64 new + 64 replayed per step):
-#   CE, either budget: 2 epochs x 4 steps x 64 = 512 per run; DLB at epochs: 8 steps x 128 = 1024;
+#   CE: 2 epochs x 4 steps x 64 = 512 per run; DLB at epochs: 8 steps x 128 = 1024;
 #   DLB at samples: round(2 x 4 / 2) = 4 steps x 128 = 512.
-#   search 3 x 1024 + 3 x 512 = 4608; final 2 x (512 + 512 + 1024 + 512) = 5120; total 9728.
-RUNS, SEARCH, FINAL, FORWARD = 14, 6, 8, 9728
+#   search 3 x 1024 + 3 x 512 = 4608; final 2 x (512 + 1024 + 512) = 4096; total 8704.
+RUNS, SEARCH, FINAL, FORWARD = 12, 6, 6, 8704
 
 
 def write_experiment(folder: Path) -> Path:
@@ -46,8 +47,8 @@ def test_dry_run_counts_runs_probes_and_writes_nothing(tmp_path, capsys, monkeyp
     path = write_experiment(tmp_path)
     assert main(["tune", str(path), "--dry-run", "--device", "cpu", "--throughput", "10000"]) == 0
     out = capsys.readouterr().out
-    assert f"4 cells, {RUNS} runs at most ({SEARCH} search trials at most + {FINAL} final runs)" in out
-    assert "forward samples: 9.73k in training" in out
+    assert f"3 cells, {RUNS} runs at most ({SEARCH} search trials at most + {FINAL} final runs)" in out
+    assert "forward samples: 8.7k in training" in out
     assert "cifar_resnet8 / ce / baseline:" in out and "cifar_resnet8 / dlb / baseline:" in out
     assert "estimated wall time on this machine, one worker:" in out
     assert "estimated at 10000 forward samples/s (--throughput):" in out

@@ -4,7 +4,8 @@ Four measurements, each after a warm-up, on one data set, backbone and batch siz
 
 1. **model only**: CE train steps (forward, backward, SGD) on normalised
    inputs already on the device, at batch n and 2n: the ceiling a data path
-   can at best reach;
+   can at best reach; and, where the device has native bfloat16, fp32 against
+   bf16 autocast at batch n;
 2. **data path**: images per second that each recipe's augmentation delivers,
    two views, normalised, on the device: the per-sample path (every image
    through each op's ``sample`` form in a Python loop, normalised on the host,
@@ -35,7 +36,7 @@ from augbench import models
 from augbench.augment import load_recipe
 from augbench.augment.pipeline import normalize
 from augbench.config import RunConfig
-from augbench.engine.run import Run, build, resolve_device
+from augbench.engine.run import Run, bf16_problem, build, resolve_device
 from augbench.losses import soft_cross_entropy
 
 DEFAULT_RECIPES = ("baseline", "cutout", "random_erasing", "mixup", "cutmix", "autoaugment", "randaugment",
@@ -217,6 +218,9 @@ def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device:
     log("model only ...")
     result["model_only"] = {"batch": model_only_rate(config, ds, dev, n, steps),
                             "batch_2n": model_only_rate(config, ds, dev, 2 * n, steps)}
+    if bf16_problem(dev) is None:  # bf16 against fp32 on the same model and batch, side by side
+        for dtype, bf16 in (("fp32", False), ("bf16", True)):
+            result["model_only"][dtype] = model_only_rate(dataclasses.replace(config, bf16=bf16), ds, dev, n, steps)
     result["data_path"] = {}
     for name in recipes:
         log(f"data path: {name} ...")
@@ -242,7 +246,9 @@ def format_table(result: dict[str, Any]) -> str:
              f"{result['loader_workers']} loader workers (sample ops only), {result['steps']} timed steps", "",
              f"model only (CE train step, inputs on the device): {result['model_only']['batch']:,.0f} img/s at "
              f"batch {result['batch_size']}, {result['model_only']['batch_2n']:,.0f} img/s at "
-             f"{2 * result['batch_size']}", "",
+             f"{2 * result['batch_size']}"
+             + (f"; bf16 autocast {result['model_only']['bf16'] / result['model_only']['fp32']:.2f}x fp32's rate"
+                if "bf16" in result["model_only"] else ""), "",
              "| recipe | per-sample path img/s (2 views) | batched path img/s | batched / per-sample |",
              "|---|---:|---:|---:|"]
     for name, r in result["data_path"].items():

@@ -70,6 +70,7 @@ import yaml
 
 from augbench.config import BUDGETS, RunConfig
 from augbench.errors import UsageError
+from augbench.methods import METHODS
 
 if typing.TYPE_CHECKING:
     from augbench.protocol import Protocol
@@ -348,9 +349,16 @@ class Experiment:
     ddp_processes: int = 1  # ddp.nproc_per_node: processes per run (part of the definition: DDP changes results)
 
     def cells(self) -> list[Cell]:
+        """Every cell of the grid, less the repeats: a method that forwards each sample once per epoch trains
+        exactly the same run under the samples budget as under epochs, so with both budgets it runs once, under
+        epochs (the leaderboard pairs the samples budget's gains with those runs)."""
         return [Cell(self.dataset, model, recipe, method, noise, budget) for model in self.backbones
                 for recipe in self.recipes for method in self.methods for noise in self.label_noise
-                for budget in self.budgets]
+                for budget in self.budgets if not self._repeats_epochs(method, budget)]
+
+    def _repeats_epochs(self, method: str, budget: str) -> bool:
+        return (budget == "samples" and "epochs" in self.budgets and method in METHODS
+                and METHODS[method].forward_passes_per_sample == 1)
 
     def space_for(self, method: str) -> dict[str, Param]:
         return self.space.get(method, {})
