@@ -223,6 +223,25 @@ def test_degenerate_gain_is_reported_as_such_everywhere(tmp_path):
     assert "+1.00 ± 0.00 degenerate" in view and 'class="gain up' not in view
 
 
+@pytest.mark.parametrize("spread,expected", [
+    (0.05, "Resolved: all 1 gain-over-CE intervals are within ±0.6 percentage points."),
+    (2.0, "Too wide to conclude: 1 of 1 gain-over-CE intervals are wider than ±0.6 percentage points"),
+])
+def test_the_page_says_whether_its_intervals_are_narrow_enough_to_conclude(tmp_path, spread, expected):
+    # DLB - CE per seed: 0.3, 0.3 + spread, 0.3 - spread: half-width = t(0.975, 2) * spread / sqrt(3).
+    gains = {0: 0.3, 1: 0.3 + spread, 2: 0.3 - spread}
+    records = [make_record(method="ce", seed=s, test_acc=a) for s, a in CE.items()]
+    records += [make_record(method="dlb", seed=s, test_acc=a + gains[s]) for s, a in CE.items()]
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    readme = (out / "README.md").read_text()
+    assert expected in readme
+    assert ("cannot tell any of its differences from no difference" in readme) == (spread > 1)
+    assert expected in metric_view((out / "index.html").read_text())
+    assert "Too wide" not in metric_view((out / "index.html").read_text(), "test_nll")  # NLL has no target
+
+
 def test_lower_is_better_metrics_mark_a_drop_as_better(tmp_path):
     records = standard_records()
     for record in records:  # DLB's NLL 0.05 lower on every seed but one: a real improvement

@@ -25,6 +25,8 @@ class Metric:
         higher_is_better: False for losses and calibration errors.
         digits: decimals shown.
         heat_scale: the smallest difference a heatmap paints at full strength.
+        resolution: the largest 95% half-width at which a difference counts as resolved (the
+            leaderboard's target: 0.6 percentage points for accuracies and ECE); None: no target.
     """
 
     name: str
@@ -35,6 +37,7 @@ class Metric:
     higher_is_better: bool
     digits: int = 2
     heat_scale: float = 0.5
+    resolution: float | None = 0.6
 
     @property
     def difference_unit(self) -> str:
@@ -66,7 +69,7 @@ register(Metric("test_acc_at_best_val", "test accuracy at the epoch of best vali
                 "test accuracy at best val", "test_acc_at_best_val", "%", higher_is_better=True))
 # Guo et al. 2017 ("On calibration of modern neural networks"): NLL and 15-bin ECE, as augbench.engine.metrics writes.
 register(Metric("test_nll", "test negative log-likelihood at the last epoch", "test NLL", "test_nll", "nats",
-                higher_is_better=False, digits=3, heat_scale=0.02))
+                higher_is_better=False, digits=3, heat_scale=0.02, resolution=None))
 register(Metric("test_ece", "test expected calibration error (15 bins) at the last epoch", "test ECE", "test_ece",
                 "%",
                 higher_is_better=False))

@@ -42,6 +42,7 @@ from augbench.leaderboard.text import (
     interaction_intro,
     protocol_text,
     provenance_items,
+    resolution_text,
     seconds_text,
 )
 
@@ -321,17 +322,21 @@ def _section(table: Table, index: str, colors: dict[str, str], metric: Metric) -
     unit = metric.difference_unit
     direction = "higher" if metric.higher_is_better else "lower"
     family = family_text(table.gain_family, "gain-over-CE")
+    resolution = resolution_text((c.gain for c in table.cells.values()), metric, "gain-over-CE")
     compat = ""
     if table.interactions:
         compat = (f'<figure class="compat-figure"><figcaption><strong>Compatibility: does the recipe\'s gain over '
                   f"{e(table.baseline_recipe)} survive the method?</strong> {e(interaction_intro(metric, table.baseline_recipe))} "
                   f"{SIGNIFICANT_UP}/{SIGNIFICANT_DOWN}: interval excludes zero; H: the mark survives Holm's "
                   f"correction; pale: interval includes zero or is {DEGENERATE}. "
-                  f"{e(family_text(table.interaction_family, 'interaction'))}</figcaption>"
+                  f"{e(family_text(table.interaction_family, 'interaction'))} "
+                  f"<strong>{e(resolution_text((i.interaction for i in table.interactions.values()), metric, 'interaction'))}</strong>"
+                  "</figcaption>"
                   f"{interaction_svg(table, metric)}</figure>")
     return (f'<section class="setting" id="setting-{e(index)}"{_data_attrs(dataset=s.dataset)}>'
             f"<h2>{e(s.title)}</h2>{_table_html(table, metric)}"
             + (f'<p class="family">{e(family)}</p>' if family else "")
+            + (f'<p class="resolution"><strong>{e(resolution)}</strong></p>' if resolution else "")
             + f'<div class="charts">{compat}<figure><figcaption>{e(FOCUS_METHOD)} difference from CE ({e(unit)}, '
             f"paired by seed; {direction} is better); {SIGNIFICANT_UP}/{SIGNIFICANT_DOWN}: interval excludes zero; "
             f"H: survives Holm; pale: it does not</figcaption>{heatmap_svg(table, metric)}</figure>"

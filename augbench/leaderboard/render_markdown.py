@@ -27,6 +27,7 @@ from augbench.leaderboard.text import (
     interaction_intro,
     protocol_text,
     provenance_items,
+    resolution_text,
 )
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|#~!])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
@@ -160,6 +161,9 @@ def render_markdown(board: Leaderboard) -> str:
         out += [f"## {md(table.setting.title)}", "", *_table(table, metric), ""]
         if table.gain_family and table.gain_family.shown:
             out += [family_text(table.gain_family, "gain-over-CE"), ""]
+        resolution = resolution_text((c.gain for c in table.cells.values()), metric, "gain-over-CE")
+        if resolution:
+            out += [f"**{resolution}**", ""]
         if any(c.gain_ce_budget and c.gain_ce_budget != table.setting.budget for c in table.cells.values()):
             out += ["CE forwards each sample once, so its runs at budget 'epochs' are its runs at budget "
                     "'samples': the gains here pair with them, seed by seed.", ""]
@@ -170,6 +174,10 @@ def render_markdown(board: Leaderboard) -> str:
             out += [f"### Compatibility: does the recipe's gain over {md(table.baseline_recipe)} survive the method?",
                     "", interaction_intro(metric, table.baseline_recipe), "", *_interaction_table(table, metric), "",
                     family_text(table.interaction_family, "interaction"), ""]
+            resolution = resolution_text((i.interaction for i in table.interactions.values()), metric,
+                                         "interaction")
+            if resolution:
+                out += [f"**{resolution}**", ""]
     for pair in board.budget_pairs:
         out += [f"## Equal epochs and equal forward samples: {md(pair.title)}", "", budget_pair_intro(), "",
                 *_budget_table(pair, metric), "", family_text(pair.family, "gain-over-CE"), ""]

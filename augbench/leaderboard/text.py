@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import yaml
 
 from augbench.leaderboard.metrics import METRICS, Metric
@@ -63,6 +65,23 @@ def family_text(family: Family | None, what: str) -> str:
             f"{family.tested} tested. Plain marks hold per interval (95%); Holm marks hold for the whole table at "
             "once (family-wise 5%, Holm 1979). A degenerate interval (the same difference on every seed) is never "
             "marked.")
+
+
+def resolution_text(gains: Iterable[PairedGain | None], metric: Metric, what: str) -> str:
+    """Says plainly whether a table's intervals are narrow enough to conclude anything (``metric.resolution``)."""
+    shown = [g for g in gains if g is not None]
+    if metric.resolution is None or not shown:
+        return ""
+    limit = f"±{metric.resolution:g} {metric.difference_unit}"
+    wide = [g for g in shown if g.interval.half_width is None or g.degenerate
+            or g.interval.half_width > metric.resolution]
+    if not wide:
+        return f"Resolved: all {len(shown)} {what} intervals are within {limit}."
+    text = (f"Too wide to conclude: {len(wide)} of {len(shown)} {what} intervals are wider than {limit} (the "
+            "leaderboard's target), degenerate, or from one seed.")
+    if not any(g.significant for g in shown):
+        text += " None of them excludes zero: this table cannot tell any of its differences from no difference."
+    return text + " More seeds, longer runs or more training data narrow them."
 
 
 def count_text(value: float | None) -> str:
