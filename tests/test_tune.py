@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
@@ -69,12 +70,11 @@ def trials_by_slot(storage_name: str, experiment: str = "tiny"):
     """{(cell, phase, slot): [(trial number, state name, user attrs), ...]} straight from the storage."""
     storage = opened(storage_name)
     slots = {}
-    for study in storage.get_all_studies():
+    for study in optuna.get_all_study_summaries(storage, include_best_trial=False):
         attrs = study.user_attrs
         if attrs.get("kind") != "cell" or attrs.get("experiment") != experiment:
             continue
-        study_id = storage.get_study_id_from_name(study.study_name)
-        for t in storage.get_all_trials(study_id):
+        for t in optuna.load_study(study_name=study.study_name, storage=storage).get_trials():
             key = (attrs["cell"], attrs["phase"], t.user_attrs.get("slot"))
             slots.setdefault(key, []).append((t.number, t.state.name, t.user_attrs))
     return slots

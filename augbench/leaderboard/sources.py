@@ -138,13 +138,13 @@ class OptunaStorageSource:
         return open_storage(spec, must_exist=True)
 
     def load(self, spec: str) -> Loaded:
-        from augbench.tune.storage import KIND_EXPERIMENT, all_records, redact_url
+        from augbench.tune.storage import KIND_EXPERIMENT, all_records, redact_url, study_summaries
 
         shown = redact_url(spec)
         loaded = Loaded(shown, self.kind)
         try:
             storage = self._open(spec)
-            studies = storage.get_all_studies()
+            studies = list(study_summaries(storage).values())
             records = all_records(storage, phase="final")
             searched = all_records(storage, phase="search")
         except UsageError as err:

@@ -1,19 +1,24 @@
 """How workers that share only a storage avoid running anything twice, and notice a worker that died.
 
-- Claiming: a worker runs only the trials it moved from WAITING to RUNNING.
-  That move is atomic in Optuna's RDB storage (``SELECT ... FOR UPDATE``) and
-  in its journal storage (the log decides who was first), so two workers never
-  run the same trial.
+- Claiming: a worker takes a waiting trial with ``Study.ask``, which moves it
+  from WAITING to RUNNING; that move is atomic in Optuna's RDB storage
+  (``SELECT ... FOR UPDATE``) and in its journal storage (the log decides who
+  was first), so two workers never run the same trial. Claims run under the
+  planning lock, so ``ask`` always finds the waiting trial it was sent for
+  and never creates one of its own.
 - Planning (creating studies, enqueueing a phase's trials, enqueueing retries)
-  runs under a lock, so each slot has at most one live trial. The lock is the
-  storage's own and dies with its holder: a PostgreSQL advisory lock, MySQL's
-  ``GET_LOCK``, or ``flock`` on a file next to a journal or SQLite file.
-- Heartbeats: the worker of a running trial beats every ``interval`` seconds
-  (the RDB storage's heartbeat table, or a trial system attr in a journal). A
-  trial whose last beat is older than ``grace`` is failed by whichever worker
-  sees it first (the RUNNING -> FAIL move is atomic too), and the next planning
-  enqueues its retry. On the same machine a trial whose worker process is gone
-  is failed at once, without waiting for the grace period.
+  runs under the same lock, so each slot has at most one live trial. The lock
+  is the storage's own and dies with its holder: a PostgreSQL advisory lock,
+  MySQL's ``GET_LOCK``, or ``flock`` on a file next to a journal or SQLite file.
+- Heartbeats: the worker of a running trial writes the time into the trial's
+  user attr ``augbench:heartbeat`` every ``interval`` seconds. A trial whose
+  last beat is older than ``grace`` is failed by whichever worker sees it
+  first (``Study.tell``: the RUNNING -> FAIL move is atomic too), and the next
+  planning enqueues its retry. On the same machine a trial whose worker
+  process is gone is failed at once, without waiting for the grace period.
+  Optuna's own heartbeat serves only ``Study.optimize`` on RDB storages and its
+  ``RetryFailedTrialCallback`` enqueues retries outside any lock, so neither
+  can keep a slot to one live trial; augbench does not use them.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from augbench.tune.storage import journal_path, sql_engine, storage_kind
+from augbench.tune.storage import sqlalchemy_url, storage_kind
 
 OWNER_ATTR = "augbench:owner"
 HEARTBEAT_ATTR = "augbench:heartbeat"
@@ -43,31 +48,31 @@ def _lock_key(name: str) -> int:
 
 
 @contextlib.contextmanager
-def _session_lock(storage, acquire: str, release: str, params: dict) -> Iterator[None]:
-    """A database session-level lock, held while the block runs."""
+def _session_lock(storage: str, acquire: str, release: str, params: dict) -> Iterator[None]:
+    """A database session-level lock, held while the block runs, on a connection of its own."""
     import sqlalchemy
+    from sqlalchemy.pool import NullPool
 
-    conn = sql_engine(storage).connect()
+    engine = sqlalchemy.create_engine(sqlalchemy_url(storage), poolclass=NullPool)
+    conn = engine.connect()
     try:
         conn.execute(sqlalchemy.text(acquire), params)
         conn.commit()
         yield
         conn.execute(sqlalchemy.text(release), params)
         conn.commit()
-    except BaseException:
-        # Closing the session for good is what releases a session-level lock on every path.
-        conn.invalidate()
-        raise
     finally:
+        # Closing the session for good is what releases a session-level lock on every path.
         conn.close()
+        engine.dispose()
 
 
-def _postgres_lock(storage, name: str):
+def _postgres_lock(storage: str, name: str):
     return _session_lock(storage, "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
                          {"key": _lock_key(name)})
 
 
-def _mysql_lock(storage, name: str):
+def _mysql_lock(storage: str, name: str):
     return _session_lock(storage, "SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)",
                          {"name": f"augbench:{hashlib.sha256(name.encode()).hexdigest()[:40]}"})
 
@@ -82,12 +87,14 @@ def _file_lock(path: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _journal_lock(storage, name: str):
-    return _file_lock(journal_path(storage) + ".plan-lock")
+def _journal_lock(storage: str, name: str):
+    return _file_lock(storage + ".plan-lock")
 
 
-def _sqlite_lock(storage, name: str):
-    return _file_lock(f"{sql_engine(storage).url.database}.plan-lock")
+def _sqlite_lock(storage: str, name: str):
+    import sqlalchemy.engine
+
+    return _file_lock(f"{sqlalchemy.engine.make_url(storage).database}.plan-lock")
 
 
 #: Planning locks by storage kind (``storage_kind``): each is released when its holder dies.
@@ -95,7 +102,8 @@ PLANNING_LOCKS = {"postgresql": _postgres_lock, "mysql": _mysql_lock, "sqlite": 
                   "journal": _journal_lock}
 
 
-def planning_lock(storage, name: str):
+def planning_lock(storage: str, name: str):
+    """The lock of experiment ``name`` in the storage named ``storage`` (a journal path or a URL)."""
     kind = storage_kind(storage)
     if kind not in PLANNING_LOCKS:
         raise NotImplementedError(f"no planning lock for {kind} storages (accepted: {', '.join(PLANNING_LOCKS)})")
@@ -154,34 +162,24 @@ def owner_alive(owner: dict[str, Any]) -> bool:
 
 # -- heartbeats ----------------------------------------------------------------------------------
 
-def _beat_rdb(storage, trial_id: int) -> None:
-    storage.record_heartbeat(trial_id)
-
-
-def _beat_journal(storage, trial_id: int) -> None:
-    storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
-
-
-def _beat_for(storage):
-    return _beat_journal if storage_kind(storage) == "journal" else _beat_rdb
-
-
 class Heartbeat:
-    """Beats for one running trial from a background thread until stopped.
+    """Beats for one running trial (an Optuna ``Trial``) from a background thread until stopped.
 
     ``lost`` turns true when the storage refuses a beat because the trial was
     already failed (another worker declared it lost).
     """
 
-    def __init__(self, storage, trial_id: int, interval: float):
-        self.storage, self.trial_id, self.interval = storage, trial_id, interval
-        self.beat = _beat_for(storage)
+    def __init__(self, trial, interval: float):
+        self.trial, self.interval = trial, interval
         self.lost = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.number}", daemon=True)
+
+    def beat(self) -> None:
+        self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
 
     def __enter__(self) -> Heartbeat:
-        self.beat(self.storage, self.trial_id)
+        self.beat()
         self._thread.start()
         return self
 
@@ -194,7 +192,7 @@ class Heartbeat:
 
         while not self._stop.wait(self.interval):
             try:
-                self.beat(self.storage, self.trial_id)
+                self.beat()
             except UpdateFinishedTrialError:
                 self.lost = True
                 return
@@ -202,37 +200,26 @@ class Heartbeat:
                 continue
 
 
-def fail_lost_trials(storage, study, grace: float) -> int:
+def fail_lost_trials(study, grace: float) -> int:
     """Fails the running trials of ``study`` whose worker is gone; returns how many this call failed.
 
-    Gone means: its process on this machine has ended, or its heartbeat is older than ``grace``
-    seconds (RDB: Optuna's own stale-trial check against the database clock).
+    Gone means: its process on this machine has ended, or its last heartbeat (or its start, before the
+    first beat) is older than ``grace`` seconds.
     """
-    import optuna
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    journal = storage_kind(storage) == "journal"
     me, now = host_id(), time.time()
-    lost = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = trial.system_attrs.get(OWNER_ATTR)
-        if owner and owner.get("host") == me and not owner_alive(owner):
-            lost.append(trial)
-        elif journal:
-            started = trial.datetime_start.timestamp() if trial.datetime_start else now
-            if now - trial.system_attrs.get(HEARTBEAT_ATTR, started) > grace:
-                lost.append(trial)
     failed = 0
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for trial in lost:
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get(OWNER_ATTR)
+        started = trial.datetime_start.timestamp() if trial.datetime_start else now
+        gone = owner and owner.get("host") == me and not owner_alive(owner)
+        if not gone and now - trial.user_attrs.get(HEARTBEAT_ATTR, started) <= grace:
+            continue
         try:
-            failed += bool(storage.set_trial_state_values(trial_id, TrialState.FAIL))
-        except UpdateFinishedTrialError:
+            study.tell(trial.number, state=TrialState.FAIL)
+            failed += 1
+        except (UpdateFinishedTrialError, ValueError):
             pass  # its worker finished it, or another worker failed it first
-    if not journal:
-        before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        optuna.storages.fail_stale_trials(study)
-        failed += len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - before
     return failed

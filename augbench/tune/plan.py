@@ -29,7 +29,15 @@ from typing import Any
 from augbench.errors import UsageError
 from augbench.tune.coordination import planning_lock
 from augbench.tune.experiment import Cell, Experiment
-from augbench.tune.storage import KIND_CELL, KIND_EXPERIMENT, redact_url, study_name
+from augbench.tune.optuna_adapter import enqueued_params
+from augbench.tune.storage import (
+    KIND_CELL,
+    KIND_EXPERIMENT,
+    load_study,
+    redact_url,
+    study_name,
+    study_summaries,
+)
 
 # Slot states; "left" covers waiting, to be retried and not yet planned.
 DONE, PRUNED, RUNNING, LEFT, FAILED = "done", "pruned", "running", "left", "failed"
@@ -116,7 +124,8 @@ def best_trial(slots: dict[str, Slot]):
 
 
 def fixed_params(trial) -> dict[str, Any]:
-    return dict(trial.params) or dict(trial.system_attrs.get("fixed_params", {}))
+    """The parameters a trial ran with, or was enqueued with if it never suggested them."""
+    return dict(trial.params) or enqueued_params(trial)
 
 
 @dataclass
@@ -133,16 +142,11 @@ class CellPlan:
         return bool(self.search) and settled(self.search) and self.best is None
 
 
-def study_ids(storage) -> dict[str, int]:
-    """Study name -> id for every study in the storage, in one query (Optuna's FrozenStudy keeps the id)."""
-    return {study.study_name: study._study_id for study in storage.get_all_studies()}
-
-
-def read_cell(storage, experiment: Experiment, cell: Cell, ids: dict[str, int]) -> CellPlan:
-    """The slots of ``cell`` as the storage has them (``ids``: from :func:`study_ids`)."""
+def read_cell(storage, experiment: Experiment, cell: Cell, names) -> CellPlan:
+    """The slots of ``cell`` as the storage has them (``names``: the storage's study names)."""
     def trials_of(phase: str):
-        study_id = ids.get(study_name(experiment.name, cell.id, phase))
-        return storage.get_all_trials(study_id, deepcopy=False) if study_id is not None else []
+        name = study_name(experiment.name, cell.id, phase)
+        return load_study(storage, name).get_trials(deepcopy=False) if name in names else []
 
     search = slots_of(trials_of("search"), search_slots(experiment, cell), experiment.retries)
     final = slots_of(trials_of("final"), final_slots(experiment), experiment.retries)
@@ -176,20 +180,18 @@ def _check_experiment(storage, experiment: Experiment, existing: dict[str, Any],
 
 def check_stored_definition(storage, experiment: Experiment, storage_name: str) -> bool:
     """Whether the storage holds this experiment; UsageError when it holds another definition of it."""
-    for study in storage.get_all_studies():
-        if study.study_name == experiment.name:
-            _check_experiment(storage, experiment, study.user_attrs, storage_name)
-            return True
-    return False
+    study = study_summaries(storage).get(experiment.name)
+    if study is None:
+        return False
+    _check_experiment(storage, experiment, study.user_attrs, storage_name)
+    return True
 
 
 def plan(storage, experiment: Experiment, storage_name: str) -> int:
     """Creates what is missing (studies, slot trials, retries, final runs); returns trials enqueued."""
-    import optuna
-
     enqueued = 0
-    with planning_lock(storage, experiment.name):
-        studies = {s.study_name: s for s in storage.get_all_studies()}
+    with planning_lock(storage_name, experiment.name):
+        studies = study_summaries(storage)
         if experiment.name in studies:
             _check_experiment(storage, experiment, studies[experiment.name].user_attrs, storage_name)
         else:
@@ -201,13 +203,13 @@ def plan(storage, experiment: Experiment, storage_name: str) -> int:
                 if name not in studies:
                     _create_study(storage, name, {"kind": KIND_CELL, "experiment": experiment.name, "cell": cell.id,
                                                   "phase": phase, **cell.axes()})
-        ids = study_ids(storage)
+        names = set(study_summaries(storage))
 
         def handle(cell: Cell, phase: str):
-            return optuna.load_study(study_name=study_name(experiment.name, cell.id, phase), storage=storage)
+            return load_study(storage, study_name(experiment.name, cell.id, phase))
 
         for cell in experiment.cells():
-            state = read_cell(storage, experiment, cell, ids)
+            state = read_cell(storage, experiment, cell, names)
             for slot in state.search.values():
                 if slot.latest is None:
                     handle(cell, "search").enqueue_trial({}, user_attrs={"slot": slot.name,

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from augbench.tune.experiment import Experiment, load_experiment, preflight
-from augbench.tune.plan import DONE, FAILED, LEFT, PRUNED, RUNNING, read_cell, study_ids
+from augbench.tune.plan import DONE, FAILED, LEFT, PRUNED, RUNNING, read_cell
 from augbench.tune.storage import (
     DEFAULT_STORAGE_FILE,
     STORAGE_ENV,
@@ -28,6 +28,7 @@ from augbench.tune.storage import (
     open_storage,
     redact_url,
     storage_from_env,
+    study_summaries,
     valid_storage_string,
 )
 
@@ -40,10 +41,6 @@ def _out_dir(experiment: Experiment, out: str | None) -> Path:
 
 def _storage_name(storage: str | None, out: Path) -> str:
     return valid_storage_string(storage_from_env(storage) or str(out / DEFAULT_STORAGE_FILE))
-
-
-def _open(experiment: Experiment, storage_name: str):
-    return open_storage(storage_name, heartbeat=(experiment.heartbeat_interval, experiment.heartbeat_grace))
 
 
 @contextlib.contextmanager
@@ -77,7 +74,7 @@ def _prepare(experiment_path: str, out: str | None, storage: str | None, data_ro
 def _start(experiment: Experiment, out_dir: Path, storage_name: str):
     from augbench.tune.plan import plan
 
-    storage = _open(experiment, storage_name)
+    storage = open_storage(storage_name)
     plan(storage, experiment, storage_name)  # refuses another definition under the same name
     out_dir.mkdir(parents=True, exist_ok=True)
     # Atomic, since workers sharing this folder all write it.
@@ -108,7 +105,8 @@ def work(experiment_path: str, *, out: str | None = None, storage: str | None = 
     storage_obj = _start(experiment, out_dir, storage_name)
     with _interrupt_on_sigterm():
         _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root, name)
-    cells = [read_cell(storage_obj, experiment, c, study_ids(storage_obj)) for c in experiment.cells()]
+    names = set(study_summaries(storage_obj))
+    cells = [read_cell(storage_obj, experiment, c, names) for c in experiment.cells()]
     return 1 if any(_failed(c) for c in cells) else 0
 
 
@@ -163,10 +161,10 @@ def _failed(cell_plan) -> bool:
 
 
 def summary_line(storage_obj, experiment: Experiment) -> str:
-    ids = study_ids(storage_obj)
+    names = set(study_summaries(storage_obj))
     totals = {DONE: 0, PRUNED: 0, RUNNING: 0, FAILED: 0, LEFT: 0}
     for cell in experiment.cells():
-        state = read_cell(storage_obj, experiment, cell, ids)
+        state = read_cell(storage_obj, experiment, cell, names)
         for slots in (state.search, state.final):
             for key, value in _counts(slots).items():
                 totals[key] += value
@@ -190,10 +188,10 @@ def _phase_text(slots, waiting_for_search: bool = False) -> str:
 
 
 def status_rows(storage_obj, experiment: Experiment) -> list[dict]:
-    ids = study_ids(storage_obj) if storage_obj is not None else {}
+    names = set(study_summaries(storage_obj)) if storage_obj is not None else set()
     rows = []
     for cell in experiment.cells():
-        state = read_cell(storage_obj, experiment, cell, ids) if storage_obj is not None else None
+        state = read_cell(storage_obj, experiment, cell, names) if storage_obj is not None else None
         if state is None:
             from augbench.tune.plan import CellPlan, final_slots, search_slots, slots_of
 

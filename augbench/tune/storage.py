@@ -113,20 +113,15 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def _open_rdb(url: str, heartbeat: tuple[int, int] | None):
+def _open_rdb(url: str):
     import optuna
     import sqlalchemy.exc
 
-    options: dict[str, Any] = {"engine_kwargs": {"pool_pre_ping": True}}
-    if heartbeat is not None:
-        options.update(heartbeat_interval=heartbeat[0], grace_period=heartbeat[1])
     last_error = None
     # Workers that start together race to create the schema on an empty database; the loser retries.
     for attempt in range(5):
         try:
-            # Wrapped as optuna.create_study/load_study would wrap it, so that this process's direct storage
-            # calls and its Study objects share one trial cache.
-            return optuna.storages.get_storage(optuna.storages.RDBStorage(sqlalchemy_url(url), **options))
+            return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs={"pool_pre_ping": True})
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
             last_error = err
             time.sleep(0.5 + attempt)
@@ -137,8 +132,8 @@ def _open_rdb(url: str, heartbeat: tuple[int, int] | None):
     raise UsageError(f"--storage {redact_url(url)}: cannot open ({message})")
 
 
-def open_storage(storage: str, *, heartbeat: tuple[int, int] | None = None, must_exist: bool = False):
-    """Opens an Optuna storage; ``heartbeat=(interval, grace)`` seconds enables the RDB heartbeat.
+def open_storage(storage: str, *, must_exist: bool = False):
+    """Opens an Optuna storage: a journal file, or an RDB storage for a URL.
 
     Raises UsageError (with the password redacted) when the storage cannot be opened.
     """
@@ -147,28 +142,20 @@ def open_storage(storage: str, *, heartbeat: tuple[int, int] | None = None, must
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # The heartbeat and journal APIs are marked experimental; augbench relies on them knowingly.
+    # The journal storage's file backend is marked experimental; augbench relies on it knowingly.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if not is_url(storage):
         return _open_journal(storage, must_exist)
-    return _open_rdb(storage, heartbeat)
+    return _open_rdb(storage)
 
 
-def sql_engine(storage_obj):
-    """The SQLAlchemy engine of an RDB storage (wrapped in Optuna's cache or not); None for a journal."""
-    engine = getattr(storage_obj, "engine", None)
-    return engine if engine is not None else getattr(getattr(storage_obj, "_backend", None), "engine", None)
+def storage_kind(storage: str) -> str:
+    """``journal`` or the SQL dialect (``postgresql``, ``sqlite``, ``mysql``) of a storage string."""
+    if not is_url(storage):
+        return "journal"
+    import sqlalchemy.engine
 
-
-def storage_kind(storage_obj) -> str:
-    """``journal`` or the SQL dialect (``postgresql``, ``sqlite``, ``mysql``) of an opened storage."""
-    engine = sql_engine(storage_obj)
-    return engine.dialect.name if engine is not None else "journal"
-
-
-def journal_path(storage_obj) -> str | None:
-    backend = getattr(storage_obj, "_backend", None)
-    return getattr(backend, "_file_path", None)
+    return sqlalchemy.engine.make_url(sqlalchemy_url(storage)).get_backend_name()
 
 
 # -- reading records -----------------------------------------------------------------------------
@@ -177,10 +164,24 @@ def _as_storage(storage):
     return open_storage(storage, must_exist=True) if isinstance(storage, str) else storage
 
 
+def study_summaries(storage) -> dict[str, Any]:
+    """Study name -> Optuna ``StudySummary`` (its ``user_attrs``) for every study in an opened storage."""
+    import optuna
+
+    return {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+
+
+def load_study(storage, name: str, **options):
+    """The Optuna study ``name`` of an opened storage (``options``: sampler, pruner)."""
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=storage, **options)
+
+
 def experiment_studies(storage, experiment: str | None = None, phase: str | None = None) -> list:
-    """The cell studies (Optuna ``FrozenStudy``) in a storage, optionally of one experiment and phase."""
+    """The cell studies (Optuna ``StudySummary``) in a storage, optionally of one experiment and phase."""
     found = []
-    for study in _as_storage(storage).get_all_studies():
+    for study in study_summaries(_as_storage(storage)).values():
         attrs = study.user_attrs
         if attrs.get("kind") != KIND_CELL:
             continue
@@ -196,8 +197,7 @@ def _records(storage, experiment: str | None, phase: str | None, keep: Callable[
     storage = _as_storage(storage)
     records = []
     for study in experiment_studies(storage, experiment, phase):
-        study_id = storage.get_study_id_from_name(study.study_name)
-        for trial in storage.get_all_trials(study_id, deepcopy=False):
+        for trial in load_study(storage, study.study_name).get_trials(deepcopy=False):
             if keep(trial) and RECORD in trial.user_attrs:
                 records.append(trial.user_attrs[RECORD])
     return records

@@ -36,16 +36,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
 from augbench.engine.callbacks import Callback
 from augbench.engine.run import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE
 from augbench.errors import UsageError
 from augbench.track.record import read_json, write_json_atomic
-from augbench.tune.coordination import OWNER_ATTR, Heartbeat, fail_lost_trials, owner_info
+from augbench.tune.coordination import OWNER_ATTR, Heartbeat, fail_lost_trials, owner_info, planning_lock
 from augbench.tune.experiment import Cell, Experiment
-from augbench.tune.plan import plan, study_ids
+from augbench.tune.plan import plan
 from augbench.tune.pruning import PruningCallback, read_metrics
 from augbench.tune.reproduce import command_line, train_command
-from augbench.tune.storage import RECORD, redact_url, scrub, study_name
+from augbench.tune.storage import RECORD, load_study, redact_url, scrub, study_name, study_summaries
 
 REPRODUCE_DIR = "runs/reproduce"
 
@@ -79,6 +83,7 @@ class Worker:
         self.use_wandb, self.device, self.data_root, self.log = use_wandb, device, data_root, log
         self.poll = poll_seconds or min(5.0, experiment.heartbeat_interval)
         self.cells = {cell.id: cell for cell in experiment.cells()}
+        self.loaded: dict[tuple[str, str], Any] = {}  # (cell, phase) -> Optuna Study, once it exists
         self.trained = 0
         self.mp_context = None
         if use_wandb and experiment.loader_workers:
@@ -109,63 +114,51 @@ class Worker:
             time.sleep(self.poll)
 
     def _studies(self):
-        """(cell, phase, study id) of the experiment's studies, in grid order."""
-        ids = study_ids(self.storage)
+        """(cell, phase, Optuna study) of the experiment's studies, in grid order."""
+        names = None
         for cell in self.cells.values():
             for phase in ("search", "final"):
-                study_id = ids.get(study_name(self.exp.name, cell.id, phase))
-                if study_id is not None:
-                    yield cell, phase, study_id
+                if (cell.id, phase) not in self.loaded:
+                    name = study_name(self.exp.name, cell.id, phase)
+                    names = set(study_summaries(self.storage)) if names is None else names
+                    if name not in names:
+                        continue
+                    pruner = self.exp.pruner.build() if phase == "search" else optuna.pruners.NopPruner()
+                    self.loaded[cell.id, phase] = load_study(self.storage, name, pruner=pruner)
+                yield cell, phase, self.loaded[cell.id, phase]
 
-    def claim(self) -> tuple[Cell, str, int] | None:
-        """Moves one WAITING trial to RUNNING for this worker (atomic in the storage); None if none waits."""
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
-        for cell, phase, study_id in self._studies():
-            for trial in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
-                trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-                try:
-                    if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
-                        self.storage.set_trial_system_attr(trial_id, OWNER_ATTR, owner_info())
-                        return cell, phase, trial_id
-                except UpdateFinishedTrialError:
+    def claim(self):
+        """Takes one WAITING trial for this worker (``Study.ask``); (cell, phase, study, trial) or None."""
+        with planning_lock(self.storage_name, self.exp.name):
+            for cell, phase, study in self._studies():
+                if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                     continue
+                trial = study.ask()
+                trial.set_user_attr(OWNER_ATTR, owner_info())
+                if "slot" not in trial.user_attrs:  # no waiting trial after all: ask made one of its own
+                    trial.set_user_attr("reason", "not a planned slot")
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                return cell, phase, study, trial
         return None
 
     def live_trials(self) -> int:
-        from optuna.trial import TrialState
-
-        return sum(len(self.storage.get_all_trials(study_id, deepcopy=False,
-                                                   states=(TrialState.WAITING, TrialState.RUNNING)))
-                   for _, _, study_id in self._studies())
+        return sum(len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+                   for _, _, study in self._studies())
 
     def fail_lost(self) -> None:
-        import optuna
-
-        for cell, phase, _ in self._studies():
-            study = optuna.load_study(study_name=study_name(self.exp.name, cell.id, phase), storage=self.storage)
-            if fail_lost_trials(self.storage, study, self.exp.heartbeat_grace):
+        for cell, phase, study in self._studies():
+            if fail_lost_trials(study, self.exp.heartbeat_grace):
                 self.log(f"[{cell.id} {phase}] a trial whose worker stopped was failed; it will be retried")
 
     # -- one trial ---------------------------------------------------------------------------------
-    def _study(self, cell: Cell, phase: str, slot: str, attempt: int):
-        import optuna
-
-        sampler = optuna.samplers.TPESampler(seed=_seed(cell.id, slot, attempt), constant_liar=True)
-        pruner = self.exp.pruner.build() if phase == "search" else optuna.pruners.NopPruner()
-        return optuna.load_study(study_name=study_name(self.exp.name, cell.id, phase), storage=self.storage,
-                                 sampler=sampler, pruner=pruner)
-
-    def run_trial(self, cell: Cell, phase: str, trial_id: int) -> None:
-        import optuna
-
-        frozen = self.storage.get_trial(trial_id)
-        slot, seed = frozen.user_attrs["slot"], frozen.user_attrs["seed"]
-        study = self._study(cell, phase, slot, frozen.user_attrs.get("attempt", 1))
-        trial = optuna.Trial(study, trial_id)
+    def run_trial(self, cell: Cell, phase: str, study, trial) -> None:
+        slot, seed = trial.user_attrs["slot"], trial.user_attrs["seed"]
+        # Each slot's attempt samples from its own seed, whichever worker runs it.
+        study.sampler = optuna.samplers.TPESampler(seed=_seed(cell.id, slot, trial.user_attrs.get("attempt", 1)),
+                                                   constant_liar=True)
         prefix = f"[{cell.id} {phase} {slot}]"
-        with Heartbeat(self.storage, trial_id, self.exp.heartbeat_interval) as heartbeat:
+        with Heartbeat(trial, self.exp.heartbeat_interval) as heartbeat:
             try:
                 outcome = self._train(study, trial, cell, phase, slot, seed, prefix)
             except Exception as err:  # before training started (parameters, run folder): still this trial's failure
@@ -300,8 +293,6 @@ class Worker:
         return {"reason": scrub(reason, self.storage_name), "retry": retry}
 
     def _give_back(self, study, trial, prefix: str, wandb) -> None:
-        from optuna.trial import TrialState
-
         if wandb is not None:
             wandb.close(130)
         try:
@@ -313,9 +304,6 @@ class Worker:
             pass
 
     def _tell(self, study, trial, outcome: dict[str, Any], prefix: str) -> None:
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
         record = outcome.get("record")
         try:
             if record is None:
