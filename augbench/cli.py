@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from augbench.config import BUDGETS, DEFAULT_MILESTONE_FRACTIONS, RunConfig
 from augbench.errors import UsageError
+from augbench.protocol import list_protocols, load_protocol, resolve_config
+from augbench.schedules import SCHEDULES
 
 
 def _positive_int(flag: str):
@@ -55,8 +59,6 @@ def parse_key_values(items: list[str], flag: str) -> dict[str, str]:
 # -- train -----------------------------------------------------------------------------------------
 
 def _add_train(sub) -> None:
-    from augbench.config import BUDGETS, DEFAULT_MILESTONE_FRACTIONS, SCHEDULES, RunConfig
-
     d = RunConfig()
     p = sub.add_parser("train", help="train one model with one method and write its result record",
                        description="Train one backbone with one method on one data set; writes config.json, "
@@ -130,9 +132,8 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from augbench.config import RunConfig
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.engine import train
-    from augbench.protocol import resolve_config
 
     if args.workers < 0:
         raise UsageError(f"--workers: got {args.workers}; accepted: an integer >= 0")
@@ -169,6 +170,7 @@ def _add_methods(sub) -> None:
 
 
 def _run_methods(args) -> int:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.methods import METHODS
 
     for name in sorted(METHODS):
@@ -185,6 +187,7 @@ def _add_models(sub) -> None:
 
 
 def _run_models(args) -> int:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     import timm
 
     from augbench import models
@@ -203,6 +206,7 @@ def _add_datasets(sub) -> None:
 
 
 def _run_datasets(args) -> int:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.data import list_datasets
 
     print("\n".join(list_datasets()))
@@ -214,8 +218,6 @@ def _add_protocols(sub) -> None:
 
 
 def _run_protocols(args) -> int:
-    from augbench.protocol import list_protocols, load_protocol
-
     for name, path in list_protocols().items():
         protocol = load_protocol(str(path))
         settings = ", ".join(f"{k}={v}" for k, v in protocol.settings.items())
@@ -262,9 +264,11 @@ def _add_tune(sub) -> None:
 
 
 def _run_tune(args) -> int:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.tune.runner import tune
 
     if args.dry_run:
+        # lazy: each command loads only what it runs, so `augbench --help` stays quick
         from augbench.tune.estimate import dry_run
 
         return dry_run(args.experiment, out=args.out, data_root=args.data_root, device=args.device,
@@ -286,6 +290,7 @@ def _add_worker(sub) -> None:
 
 
 def _run_worker(args) -> int:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.tune.runner import work
 
     return work(args.experiment, out=args.out, storage=args.storage, use_wandb=not args.no_wandb,
@@ -298,6 +303,7 @@ def _add_status(sub) -> None:
 
 
 def _run_status(args) -> int:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.tune.runner import status
 
     return status(args.experiment, out=args.out, storage=args.storage)
@@ -306,6 +312,7 @@ def _run_status(args) -> int:
 # -- leaderboard -----------------------------------------------------------------------------------
 
 def _add_leaderboard(sub) -> None:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.leaderboard import METRICS
 
     p = sub.add_parser("leaderboard", help="build the leaderboard from result records")
@@ -323,6 +330,7 @@ def _add_leaderboard(sub) -> None:
 
 
 def _run_leaderboard(args) -> int:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.leaderboard import build
 
     command = ["augbench", "leaderboard", "build", "--from", args.source, "--out", args.out]
@@ -363,6 +371,7 @@ def recipe_mean_text(mean) -> str:
 
 
 def _run_recipes(args) -> int:
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.augment.recipe import list_recipes, load_recipe
 
     if args.recipes_action == "list":
@@ -377,6 +386,7 @@ def _run_recipes(args) -> int:
             print(f"{name:22s} {recipe.summary()}  [{path}]\n{'':22s} {recipe.paper}")
         return 2 if invalid else 0
 
+    # lazy: only drawing a preview needs matplotlib and the data sets
     from augbench.augment.preview import pick_samples, recipe_grid
     from augbench.data import load_dataset
 
@@ -402,9 +412,6 @@ def _run_recipes(args) -> int:
 # -- bench -----------------------------------------------------------------------------------------
 
 def _add_bench(sub) -> None:
-    from augbench.config import RunConfig
-    from augbench.engine.bench import DEFAULT_METHODS, DEFAULT_RECIPES
-
     d = RunConfig()
     p = sub.add_parser("bench", help="measure model-only, data-path and end-to-end training throughput",
                        description="Measures, side by side in one process: the model's own train-step "
@@ -415,8 +422,9 @@ def _add_bench(sub) -> None:
     p.add_argument("--model", default=d.model, help="(default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=d.batch_size,
                    help="(default: %(default)s)")
-    p.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), metavar="RECIPE")
-    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD")
+    # None: the bench's own lists (augbench.engine.bench), which this parser does not load
+    p.add_argument("--recipes", nargs="+", default=None, metavar="RECIPE")
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast and bf16 normalisation")
     p.add_argument("--workers", type=int, default=2,
@@ -427,15 +435,13 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args) -> int:
-    import json
-
-    from augbench.config import RunConfig
-    from augbench.engine.bench import format_table, run_bench
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
+    from augbench.engine.bench import DEFAULT_METHODS, DEFAULT_RECIPES, format_table, run_bench
 
     if args.workers < 0:
         raise UsageError(f"--workers: got {args.workers}; accepted: an integer >= 0")
     config = RunConfig(dataset=args.dataset, model=args.model, batch_size=args.batch_size, bf16=args.bf16)
-    result = run_bench(config, args.recipes, args.methods, device=args.device, workers=args.workers,
+    result = run_bench(config, args.recipes or list(DEFAULT_RECIPES), args.methods or list(DEFAULT_METHODS), device=args.device, workers=args.workers,
                        steps=args.steps, data_root=args.data_root,
                        log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=2) if args.json else format_table(result))

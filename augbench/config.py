@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from augbench.errors import UsageError
+from augbench.schedules import SCHEDULES
 
 BUDGETS = ("epochs", "samples")
-SCHEDULES = ("multistep", "cosine")
 #: Where the official DLB code decays the rate, as fractions of the run: epochs 150, 180 and 210 of 240
 #: (``--milestones`` and ``--epoch`` defaults of ``base.py`` in Meta-knowledge-Lab/DLB).
 DEFAULT_MILESTONE_FRACTIONS = (0.625, 0.75, 0.875)

@@ -90,15 +90,3 @@ BASELINE_SPEC: list[tuple[str, dict[str, Any]]] = [("pad_crop", {"padding": 4}),
 
 def baseline_pipeline() -> Pipeline:
     return Pipeline.from_spec(BASELINE_SPEC)
-
-
-def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 ``[N, C, H, W]`` -> ``dtype``, ``(x / 255 - mean) / std`` per channel, on the images' device.
-
-    Computed as ``x * (1 / (255 std)) - mean / std`` (one conversion, one fused multiply-add), in the
-    images' memory format.
-    """
-    scale = (1.0 / (255.0 * std)).to(images.device, dtype).view(1, -1, 1, 1)
-    shift = (-mean / std).to(images.device, dtype).view(1, -1, 1, 1)
-    return torch.addcmul(shift, images.to(dtype), scale)

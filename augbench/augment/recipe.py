@@ -60,6 +60,7 @@ import yaml
 from augbench.augment.mixing import BatchMixer, MixConfig
 from augbench.augment.ops import OPS, OpArgumentError
 from augbench.augment.pipeline import Pipeline, SamplePipeline
+from augbench.data import list_datasets
 from augbench.errors import UsageError
 from augbench.lookup import YAML_SUFFIXES, files_by_name, is_path, search_folders
 
@@ -357,8 +358,6 @@ def _override_targets(entries: list[dict[str, Any]]) -> dict[str, int | None]:
 
 def _check_per_dataset(data: dict[str, Any], path: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """Validates ``per_dataset`` (data set names, targets, and every override built); returns it."""
-    from augbench.data import list_datasets
-
     section = data.get("per_dataset") or {}
     known = list_datasets()
     targets = _override_targets(data["ops"])

@@ -165,7 +165,7 @@ def _load_cifar(name: str, root: str | None, download: bool) -> ImageDataset:
             f"(into --data-root, or {cache.cache_root()} when none is given), or --data-root DIR / {ENV_VAR}=DIR "
             "for an existing copy."
         )
-    import torchvision
+    import torchvision  # lazy: only --download needs torchvision's CIFAR classes
 
     target = Path(root).expanduser() if root else cache.cache_root()
     target.mkdir(parents=True, exist_ok=True)

@@ -30,13 +30,27 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from augbench.augment.pipeline import Pipeline, normalize
 from augbench.data.samplers import SAMPLER_BLOCKS, SAMPLERS, shard
+
+
+class Augmenter(Protocol):
+    """What the loader needs of a recipe's operations (``augbench.augment.Pipeline`` is one)."""
+
+    @property
+    def needs_loader(self) -> bool:
+        """Whether some operation runs per sample in the loader's worker processes."""
+
+    def run_loader_stage(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """uint8 images of one batch through the per-sample operations."""
+
+    def run_device_stage(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """uint8 images of one batch through the batched operations, on the training device."""
 
 
 def mix_seed(*parts: int) -> int:
@@ -48,6 +62,18 @@ def mix_seed(*parts: int) -> int:
     return x & 0x7FFFFFFFFFFFFFFF
 
 
+def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 ``[N, C, H, W]`` -> ``dtype``, ``(x / 255 - mean) / std`` per channel, on the images' device.
+
+    Computed as ``x * (1 / (255 std)) - mean / std`` (one conversion, one fused multiply-add), in the
+    images' memory format.
+    """
+    scale = (1.0 / (255.0 * std)).to(images.device, dtype).view(1, -1, 1, 1)
+    shift = (-mean / std).to(images.device, dtype).view(1, -1, 1, 1)
+    return torch.addcmul(shift, images.to(dtype), scale)
+
+
 #: Salts that keep the streams of one batch apart.
 _SHUFFLE, _LOADER_BATCH_OPS, _DEVICE_OPS = 0xBA7C4, 0x10AD, 0xDE71CE
 
@@ -55,7 +81,7 @@ _SHUFFLE, _LOADER_BATCH_OPS, _DEVICE_OPS = 0xBA7C4, 0x10AD, 0xDE71CE
 class _LoaderStage(Dataset):
     """Item ``(epoch, b, positions)``: the uint8 views of batch b after the loader stage."""
 
-    def __init__(self, images: torch.Tensor, pipeline: Pipeline, num_views: int, seed: int,
+    def __init__(self, images: torch.Tensor, pipeline: Augmenter, num_views: int, seed: int,
                  stream: tuple[int, ...] = ()):
         self.images, self.pipeline, self.num_views, self.seed = images, pipeline, num_views, seed
         self.stream = stream
@@ -114,7 +140,7 @@ class TrainLoader:
         rank, world_size: this process's shard of every global batch (``batch_size`` is the global batch).
     """
 
-    def __init__(self, images, labels, index, pipeline: Pipeline, num_views: int, batch_size: int,
+    def __init__(self, images, labels, index, pipeline: Augmenter, num_views: int, batch_size: int,
                  mean, std, seed: int, sampler: str = "shuffle", num_workers: int = 0,
                  mp_context: str | None = None, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32, channels_last: bool = False, rank: int = 0,

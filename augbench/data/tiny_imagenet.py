@@ -56,7 +56,7 @@ def _find(root: str | None) -> tuple[Path | None, list[str]]:
 
 
 def _download(root: str | None) -> Path:
-    from torchvision.datasets.utils import download_and_extract_archive
+    from torchvision.datasets.utils import download_and_extract_archive  # lazy: only --download needs it
 
     target = Path(root).expanduser() if root else cache.cache_root()
     try:

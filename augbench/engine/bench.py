@@ -34,8 +34,9 @@ import torch
 
 from augbench import models
 from augbench.augment import load_recipe
-from augbench.augment.pipeline import normalize
+from augbench.augment.ops import OPS
 from augbench.config import RunConfig
+from augbench.data.loader import normalize
 from augbench.engine.run import Run, bf16_problem, build, resolve_device
 from augbench.losses import soft_cross_entropy
 
@@ -141,7 +142,6 @@ def kornia_rates(ds, device: torch.device, batch_size: int, batches: int) -> dic
         import kornia.augmentation as K  # optional: only this comparison uses it
     except ImportError:
         return {}
-    from augbench.augment.ops import OPS
 
     h, w = ds.train_images.shape[-2:]
     side = max(1, round(16 * min(h, w) / 32))

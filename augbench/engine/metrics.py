@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from augbench.augment.pipeline import normalize
+from augbench.data.loader import normalize
 
 #: Equal-width confidence bins of the expected calibration error.
 ECE_BINS = 15

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from augbench import models
@@ -64,12 +65,19 @@ from augbench.engine.budget import plan_budget
 from augbench.engine.callbacks import Callback, EarlyStop
 from augbench.engine.distributed import SINGLE, World
 from augbench.engine.metrics import evaluate
-from augbench.engine.schedules import SCHEDULES
+from augbench.engine.record import device_name, git_commit, now_iso, versions
 from augbench.errors import UsageError
 from augbench.methods import Batch, Method, create_method
-from augbench.track.record import device_name, git_commit, now_iso, read_json, versions, write_json_atomic
+from augbench.run_folder import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    read_json,
+    write_json_atomic,
+)
+from augbench.schedules import SCHEDULES
 
-CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, RESULT_FILE = "config.json", "metrics.jsonl", "checkpoint.pt", "result.json"
 #: Steps between two reads of the running loss (the non-finite check); the only host syncs inside an epoch.
 FINITE_CHECK_EVERY = 50
 
@@ -237,8 +245,6 @@ class Run:
             self.log = lambda line: None
         self.train_model = setup.model
         if self.world.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
             device_ids = [setup.device.index] if setup.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(setup.model, device_ids=device_ids)
         self.command = command

@@ -20,10 +20,8 @@ from typing import Any
 import yaml
 
 from augbench.errors import UsageError
+from augbench.run_folder import CONFIG_FILE, ESTIMATE_FILE, EXPERIMENT_FILE, RESULT_FILE
 
-# The files the engine writes into a run folder, the copy of the resolved experiment that tune writes, and the
-# cost estimate that ``augbench tune --dry-run --save`` writes beside it.
-RESULT_FILE, CONFIG_FILE, EXPERIMENT_FILE, ESTIMATE_FILE = "result.json", "config.json", "experiment.yaml", "estimate.json"
 REQUIRED_FIELDS = ("dataset", "model", "recipe", "method", "seed", "status")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -126,7 +124,7 @@ class OptunaStorageSource:
         return bool(_URL.match(spec)) or Path(spec).is_file()
 
     def _open(self, spec: str):
-        from augbench.tune.storage import open_storage
+        from augbench.tune.storage import open_storage  # lazy: optuna loads only for a storage source
 
         if spec.startswith("sqlite:///") and not Path(spec[len("sqlite:///"):]).is_file():
             # Optuna would create an empty database for a missing file; a typo must not write anything.
@@ -138,6 +136,7 @@ class OptunaStorageSource:
         return open_storage(spec, must_exist=True)
 
     def load(self, spec: str) -> Loaded:
+        # lazy: optuna loads only for a storage source
         from augbench.tune.storage import KIND_EXPERIMENT, all_records, redact_url, study_summaries
 
         shown = redact_url(spec)
@@ -197,7 +196,7 @@ class WandbSource:
             raise UsageError(f"--from {spec}: W&B is {mode} (WANDB_MODE={mode}); reading a project needs W&B "
                              f"online: unset WANDB_MODE, run `wandb login`, or build from the experiment folder "
                              f"or Optuna storage instead")
-        import wandb
+        import wandb  # lazy: wandb takes seconds to load, and only a wandb: source needs it
 
         loaded = Loaded(spec, self.kind)
         try:

@@ -2,43 +2,13 @@
 
 Adding a method is adding a file here with a ``@register_method`` class and
 an import line below. The engine, the CLI and the tests find it through
-``METHODS``.
+``METHODS`` (``augbench.methods.registry``).
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-from augbench.errors import UsageError
+# Registration: importing each method file registers its method.
+from augbench.methods import ce, cskd, dlb, lsr, pskd, tfkd_reg  # noqa: F401
 from augbench.methods.base import Batch, Method, Mixer, StepOutput
-
-METHODS: dict[str, type[Method]] = {}
-
-
-def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator: makes ``cls`` available under ``cls.name``."""
-    if cls.name in METHODS:
-        raise ValueError(f"method '{cls.name}' registered twice")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def list_methods() -> list[str]:
-    return sorted(METHODS)
-
-
-def get_method(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise UsageError(f"--method {name}: unknown method (accepted: {', '.join(list_methods())})")
-    return METHODS[name]
-
-
-def create_method(name: str, num_classes: int, args: dict[str, Any] | None = None) -> Method:
-    return get_method(name)(num_classes, **(args or {}))
-
-
-# Registration: one import per method file.
-from augbench.methods import ce, cskd, dlb, lsr, pskd, tfkd_reg  # noqa: E402,F401
+from augbench.methods.registry import METHODS, create_method, get_method, list_methods, register_method
 
 __all__ = ["METHODS", "Batch", "Method", "Mixer", "StepOutput", "create_method", "get_method", "list_methods",
            "register_method"]

@@ -8,8 +8,8 @@ target, as in Zhang et al. (2018) and Yun et al. (2019).
 from __future__ import annotations
 
 from augbench.losses import soft_cross_entropy
-from augbench.methods import register_method
 from augbench.methods.base import Batch, Method, StepOutput
+from augbench.methods.registry import register_method
 
 
 @register_method

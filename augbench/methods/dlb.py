@@ -52,8 +52,8 @@ from typing import Any
 import torch
 
 from augbench.losses import kd_kl, soft_cross_entropy
-from augbench.methods import register_method
 from augbench.methods.base import Batch, Method, StepOutput
+from augbench.methods.registry import register_method
 
 MIX_POLICIES = ("shared", "independent", "clean")
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from augbench.losses import as_probabilities, soft_cross_entropy
-from augbench.methods import register_method
 from augbench.methods.base import Batch, Method, StepOutput
+from augbench.methods.registry import register_method
 
 
 @register_method

@@ -54,8 +54,8 @@ import torch
 import torch.distributed as dist
 
 from augbench.losses import soft_cross_entropy
-from augbench.methods import register_method
 from augbench.methods.base import Batch, Method, StepOutput
+from augbench.methods.registry import register_method
 
 
 @register_method

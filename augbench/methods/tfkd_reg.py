@@ -44,8 +44,8 @@ from typing import Any
 import torch
 
 from augbench.losses import as_probabilities, kl_to_distribution, soft_cross_entropy
-from augbench.methods import register_method
 from augbench.methods.base import Batch, Method, StepOutput
+from augbench.methods.registry import register_method
 
 
 def designed_teacher(target_probs: torch.Tensor, correct_prob: float) -> torch.Tensor:

@@ -26,8 +26,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from augbench.engine import Callback
-
 
 def wandb_mode(default: str = "offline") -> str:
     """``$WANDB_MODE`` when the user set it, else ``default`` (offline unless the experiment says online)."""
@@ -53,8 +51,12 @@ def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(record, default=str))
 
 
-class WandbLogger(Callback):
-    """Logs one run to W&B; ``close`` ends the W&B run when training stopped by an exception."""
+class WandbLogger:
+    """Logs one run to W&B; ``close`` ends the W&B run when training stopped by an exception.
+
+    An engine callback by its hooks (``on_start``, ``on_epoch_end``, ``on_finish``), so the logger imports
+    nothing of the engine (nor torch).
+    """
 
     def __init__(self, run_dir: Path, *, project: str, group: str, job_type: str, name: str,
                  extra_config: dict[str, Any], mode: str = "offline", tags: list[str] | None = None,
@@ -69,7 +71,7 @@ class WandbLogger(Callback):
         self.run = None
 
     def on_start(self, config: dict[str, Any], resumed: bool) -> None:
-        import wandb
+        import wandb  # lazy: wandb takes seconds to load, and only runs that log need it
 
         settings = wandb.Settings(console="off", silent=True, disable_git=True, save_code=False)
         with redacted_argv(self.redact):

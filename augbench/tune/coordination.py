@@ -34,6 +34,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
+import sqlalchemy.engine
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+from sqlalchemy.pool import NullPool
+
 from augbench.tune.storage import sqlalchemy_url, storage_kind
 
 OWNER_ATTR = "augbench:owner"
@@ -50,9 +56,6 @@ def _lock_key(name: str) -> int:
 @contextlib.contextmanager
 def _session_lock(storage: str, acquire: str, release: str, params: dict) -> Iterator[None]:
     """A database session-level lock, held while the block runs, on a connection of its own."""
-    import sqlalchemy
-    from sqlalchemy.pool import NullPool
-
     engine = sqlalchemy.create_engine(sqlalchemy_url(storage), poolclass=NullPool)
     conn = engine.connect()
     try:
@@ -92,8 +95,6 @@ def _journal_lock(storage: str, name: str):
 
 
 def _sqlite_lock(storage: str, name: str):
-    import sqlalchemy.engine
-
     return _file_lock(f"{sqlalchemy.engine.make_url(storage).database}.plan-lock")
 
 
@@ -188,8 +189,6 @@ class Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        from optuna.exceptions import UpdateFinishedTrialError
-
         while not self._stop.wait(self.interval):
             try:
                 self.beat()
@@ -206,9 +205,6 @@ def fail_lost_trials(study, grace: float) -> int:
     Gone means: its process on this machine has ended, or its last heartbeat (or its start, before the
     first beat) is older than ``grace`` seconds.
     """
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
     me, now = host_id(), time.time()
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):

@@ -41,14 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augbench.engine.budget import plan_budget
+from augbench.engine.record import device_name, now_iso
+from augbench.engine.run import Run, build, resolve_device
 from augbench.errors import UsageError
+from augbench.run_folder import ESTIMATE_FILE, write_json_atomic
 from augbench.tune.experiment import Experiment, load_experiment
 from augbench.tune.plan import final_slots, search_slots
 
 WARMUP_STEPS = 1
 PROBE_STEPS = 3
 EVAL_PROBE_IMAGES = 1000
-ESTIMATE_FILE = "estimate.json"
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,6 @@ class Estimate:
 
 def probe_training(config, *, data_root: str | None, device: str) -> tuple[Probe, Any]:
     """Times ``PROBE_STEPS`` training steps of ``config`` through the engine's loop; returns the probe and setup."""
-    from augbench.engine.run import Run, build
 
     start = time.perf_counter()
     setup = build(config, data_root=data_root, device=device)
@@ -151,7 +153,6 @@ def evaluated_images(num_epochs: int, val_size: int, test_size: int) -> int:
 
 def probe_evaluation(setup) -> float:
     """Seconds per image of the engine's evaluation, timed on a slice of the validation set."""
-    from augbench.engine.run import Run
 
     images, labels = setup.val if len(setup.val[1]) else setup.test
     count = min(EVAL_PROBE_IMAGES, len(labels))
@@ -173,9 +174,6 @@ def _check_throughput(throughput: float | None) -> None:
 def estimate(experiment: Experiment, *, data_root: str | None = None, device: str = "auto",
              throughput: float | None = None, log=print) -> Estimate:
     """Counts the runs of ``experiment`` and estimates their cost from probes on this machine."""
-    from augbench.engine.budget import plan_budget
-    from augbench.engine.run import resolve_device
-    from augbench.track.record import device_name, now_iso
 
     _check_throughput(throughput)
     started = time.perf_counter()
@@ -270,7 +268,6 @@ def report(est: Estimate, out_dir: Path, saved: bool) -> str:
 def dry_run(experiment_path: str, *, out: str | None = None, data_root: str | None = None, device: str = "auto",
             throughput: float | None = None, save: bool = False) -> int:
     """``augbench tune EXPERIMENT --dry-run [--throughput N] [--save]``: prints the estimate; writes only with save."""
-    from augbench.track.record import write_json_atomic
 
     _check_throughput(throughput)
     experiment = load_experiment(experiment_path)

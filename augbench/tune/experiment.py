@@ -66,11 +66,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
+import timm
 import yaml
 
+from augbench import models
+from augbench.augment.recipe import load_recipe
 from augbench.config import BUDGETS, RunConfig
+from augbench.data import list_datasets, parse_label_noise
+from augbench.engine import build
 from augbench.errors import UsageError
-from augbench.methods import METHODS
+from augbench.methods import METHODS, create_method, get_method
+from augbench.protocol import list_protocols, load_protocol
 
 if typing.TYPE_CHECKING:
     from augbench.protocol import Protocol
@@ -227,21 +234,15 @@ class PrunerType:
 
 
 def _median(o):
-    import optuna
-
     return optuna.pruners.MedianPruner(n_startup_trials=o["startup_trials"], n_warmup_steps=o["warmup_epochs"])
 
 
 def _hyperband(o):
-    import optuna
-
     return optuna.pruners.HyperbandPruner(min_resource=o["min_epochs"], max_resource="auto",
                                           reduction_factor=o["reduction_factor"])
 
 
 def _no_pruner(o):
-    import optuna
-
     return optuna.pruners.NopPruner()
 
 
@@ -426,10 +427,6 @@ def load_experiment(path: str | Path) -> Experiment:
 
 
 def parse_experiment(data: Any, source: str) -> Experiment:
-    from augbench.augment.recipe import load_recipe
-    from augbench.data import list_datasets
-    from augbench.methods import METHODS
-
     top = _Section(data, source)
     name = top.get("name", kind=str, accepted="a name of letters, digits, '_', '.', '-'")
     if not NAME_PATTERN.match(name):
@@ -567,8 +564,6 @@ def parse_experiment(data: Any, source: str) -> Experiment:
 
 
 def _parse_protocol(top: _Section) -> Protocol | None:
-    from augbench.protocol import list_protocols, load_protocol
-
     name = top.get("protocol", None, kind=(str, type(None)),
                    accepted=f"a protocol name ({', '.join(list_protocols())}) or the path of a protocol file")
     if name is None:
@@ -591,9 +586,6 @@ def _parse_budgets(top: _Section, default: str) -> list[str]:
 
 
 def _check_models(top: _Section, backbones: list[Any]) -> None:
-    import timm
-
-    from augbench import models
 
     for i, model in enumerate(backbones):
         if not isinstance(model, str) or not timm.is_model(model):
@@ -602,8 +594,6 @@ def _check_models(top: _Section, backbones: list[Any]) -> None:
 
 
 def _parse_noise(top: _Section, index: int, value: Any) -> str | None:
-    from augbench.data import parse_label_noise
-
     if value is None or value in (CLEAN, "none"):
         return None
     try:
@@ -630,8 +620,6 @@ def _typed_field(section: _Section, key: str) -> Any:
 
 
 def _parse_space(section: _Section, method: str) -> dict[str, Param]:
-    from augbench.methods import get_method
-
     method_args = tuple(get_method(method).defaults)
     accepted = f"a method argument of {method} ({', '.join(method_args) or 'none'}) or one of " \
                f"{', '.join(SEARCHABLE_FIELDS)}"
@@ -649,8 +637,6 @@ def _parse_space(section: _Section, method: str) -> dict[str, Param]:
 
 def _check_configs(experiment: Experiment) -> None:
     """Validates every configuration the grid can produce at the extremes of the search space."""
-    from augbench.methods import create_method
-
     top_level = {"epochs": "epochs", "budget": "budget", "val_fraction": "val_fraction",
                  "train_subset": "train_subset", "image_size": "image_size"}
 
@@ -683,8 +669,6 @@ def preflight(experiment: Experiment, data_root: str | None = None) -> None:
     This catches what needs data or a registry to check: a recipe that does not load, a training subset
     larger than the data set, a backbone that cannot take the data set's channels.
     """
-    from augbench.engine import build
-
     first = experiment.cells()[0]
     variants = [("backbones[0], recipes[0], methods[0], label_noise[0]", first)]
     for axis, attr in (("backbones", "model"), ("recipes", "recipe"), ("methods", "method"),

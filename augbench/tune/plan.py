@@ -26,6 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
+from optuna.trial import TrialState
+
 from augbench.errors import UsageError
 from augbench.tune.coordination import planning_lock
 from augbench.tune.experiment import Cell, Experiment
@@ -64,14 +67,10 @@ class Slot:
 
     @property
     def counted_failures(self) -> int:
-        from optuna.trial import TrialState
-
         return sum(1 for t in self.attempts if t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"))
 
     @property
     def state(self) -> str:
-        from optuna.trial import TrialState
-
         latest = self.latest
         if latest is None or latest.state == TrialState.WAITING:
             return LEFT
@@ -86,16 +85,12 @@ class Slot:
     @property
     def retry_due(self) -> bool:
         """The latest trial failed and the slot may run again."""
-        from optuna.trial import TrialState
-
         latest = self.latest
         return (latest is not None and latest.state == TrialState.FAIL and latest.user_attrs.get("retry", True)
                 and self.counted_failures <= self.retries)
 
     @property
     def reason(self) -> str | None:
-        from optuna.trial import TrialState
-
         latest = self.latest
         if latest is None or latest.state != TrialState.FAIL:
             return None
@@ -117,8 +112,6 @@ def settled(slots: dict[str, Slot]) -> bool:
 
 def best_trial(slots: dict[str, Slot]):
     """The complete search trial with the highest objective (ties: the earliest)."""
-    from optuna.trial import TrialState
-
     complete = [s.latest for s in slots.values() if s.latest is not None and s.latest.state == TrialState.COMPLETE]
     return max(complete, key=lambda t: (t.value, -t.number), default=None)
 
@@ -155,8 +148,6 @@ def read_cell(storage, experiment: Experiment, cell: Cell, names) -> CellPlan:
 
 
 def _create_study(storage, name: str, user_attrs: dict[str, Any]):
-    import optuna
-
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     for key, value in user_attrs.items():
         study.set_user_attr(key, value)

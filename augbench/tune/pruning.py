@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from augbench.engine import Callback, EarlyStop
-from augbench.engine.run import METRICS_FILE
+from augbench.run_folder import METRICS_FILE
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

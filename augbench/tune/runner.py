@@ -19,8 +19,23 @@ from pathlib import Path
 
 import yaml
 
+from augbench.errors import UsageError
+from augbench.run_folder import EXPERIMENT_FILE
 from augbench.tune.experiment import Experiment, load_experiment, preflight
-from augbench.tune.plan import DONE, FAILED, LEFT, PRUNED, RUNNING, read_cell
+from augbench.tune.plan import (
+    DONE,
+    FAILED,
+    LEFT,
+    PRUNED,
+    RUNNING,
+    CellPlan,
+    check_stored_definition,
+    final_slots,
+    plan,
+    read_cell,
+    search_slots,
+    slots_of,
+)
 from augbench.tune.storage import (
     DEFAULT_STORAGE_FILE,
     STORAGE_ENV,
@@ -31,8 +46,7 @@ from augbench.tune.storage import (
     study_summaries,
     valid_storage_string,
 )
-
-EXPERIMENT_COPY = "experiment.yaml"
+from augbench.tune.worker import Interrupted, Worker
 
 
 def _out_dir(experiment: Experiment, out: str | None) -> Path:
@@ -46,7 +60,6 @@ def _storage_name(storage: str | None, out: Path) -> str:
 @contextlib.contextmanager
 def _interrupt_on_sigterm() -> Iterator[None]:
     """SIGTERM (a scheduler's or `kill`'s stop) ends the work like Ctrl-C: the running trial is handed back."""
-    from augbench.tune.worker import Interrupted
 
     def handler(signum, frame):
         raise Interrupted()
@@ -64,23 +77,19 @@ def _prepare(experiment_path: str, out: str | None, storage: str | None, data_ro
     out_dir = _out_dir(experiment, out)
     storage_name = _storage_name(storage, out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        from augbench.errors import UsageError
-
         raise UsageError(f"--out {out_dir}: exists and is not a folder")
     preflight(experiment, data_root)
     return experiment, out_dir, storage_name
 
 
 def _start(experiment: Experiment, out_dir: Path, storage_name: str):
-    from augbench.tune.plan import plan
-
     storage = open_storage(storage_name)
     plan(storage, experiment, storage_name)  # refuses another definition under the same name
     out_dir.mkdir(parents=True, exist_ok=True)
     # Atomic, since workers sharing this folder all write it.
-    copy = out_dir / f"{EXPERIMENT_COPY}.{os.getpid()}.tmp"
+    copy = out_dir / f"{EXPERIMENT_FILE}.{os.getpid()}.tmp"
     copy.write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
-    copy.replace(out_dir / EXPERIMENT_COPY)
+    copy.replace(out_dir / EXPERIMENT_FILE)
     return storage
 
 
@@ -111,8 +120,6 @@ def work(experiment_path: str, *, out: str | None = None, storage: str | None = 
 
 
 def _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device, data_root, name=None) -> None:
-    from augbench.tune.worker import Worker
-
     label = f"[{name}] " if name else ""
     worker = Worker(experiment, storage_obj, storage_name, out_dir, use_wandb=use_wandb, device=device,
                     data_root=data_root, log=lambda line: print(f"{label}{line}", flush=True))
@@ -193,8 +200,6 @@ def status_rows(storage_obj, experiment: Experiment) -> list[dict]:
     for cell in experiment.cells():
         state = read_cell(storage_obj, experiment, cell, names) if storage_obj is not None else None
         if state is None:
-            from augbench.tune.plan import CellPlan, final_slots, search_slots, slots_of
-
             state = CellPlan(cell, slots_of([], search_slots(experiment, cell), experiment.retries),
                              slots_of([], final_slots(experiment), experiment.retries))
         waiting = bool(state.search) and state.best is None and not state.search_failed
@@ -237,8 +242,6 @@ def status(experiment_path: str, *, out: str | None = None, storage: str | None 
     storage_obj = None
     if is_url(storage_name) or Path(storage_name).is_file():
         storage_obj = open_storage(storage_name)
-        from augbench.tune.plan import check_stored_definition
-
         if not check_stored_definition(storage_obj, experiment, storage_name):
             storage_obj = None
     print(f"experiment {experiment.name} ({experiment.source}), storage {redact_url(storage_name)}"

@@ -31,13 +31,22 @@ that trains.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import optuna
+import sqlalchemy.engine
+import sqlalchemy.exc
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from augbench.errors import UsageError
 
@@ -90,9 +99,6 @@ def study_name(experiment: str, cell: str | None = None, phase: str | None = Non
 # -- opening -------------------------------------------------------------------------------------
 
 def _open_journal(path: str, must_exist: bool):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
     if must_exist and not Path(path).is_file():
         raise UsageError(f"--storage {path}: no such journal file (has the experiment started?)")
     try:
@@ -104,8 +110,6 @@ def _open_journal(path: str, must_exist: bool):
 
 def sqlalchemy_url(url: str) -> str:
     """``url`` with an installed PostgreSQL driver named (SQLAlchemy 2.1 would otherwise insist on psycopg 3)."""
-    import importlib.util
-
     scheme, rest = url.split("://", 1)
     if scheme in ("postgresql", "postgres"):
         driver = "psycopg" if importlib.util.find_spec("psycopg") else "psycopg2"
@@ -114,9 +118,6 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def _open_rdb(url: str):
-    import optuna
-    import sqlalchemy.exc
-
     last_error = None
     # Workers that start together race to create the schema on an empty database; the loser retries.
     for attempt in range(5):
@@ -137,10 +138,6 @@ def open_storage(storage: str, *, must_exist: bool = False):
 
     Raises UsageError (with the password redacted) when the storage cannot be opened.
     """
-    import warnings
-
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The journal storage's file backend is marked experimental; augbench relies on it knowingly.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -153,8 +150,6 @@ def storage_kind(storage: str) -> str:
     """``journal`` or the SQL dialect (``postgresql``, ``sqlite``, ``mysql``) of a storage string."""
     if not is_url(storage):
         return "journal"
-    import sqlalchemy.engine
-
     return sqlalchemy.engine.make_url(sqlalchemy_url(storage)).get_backend_name()
 
 
@@ -166,15 +161,11 @@ def _as_storage(storage):
 
 def study_summaries(storage) -> dict[str, Any]:
     """Study name -> Optuna ``StudySummary`` (its ``user_attrs``) for every study in an opened storage."""
-    import optuna
-
     return {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
 
 
 def load_study(storage, name: str, **options):
     """The Optuna study ``name`` of an opened storage (``options``: sampler, pruner)."""
-    import optuna
-
     return optuna.load_study(study_name=name, storage=storage, **options)
 
 
@@ -208,8 +199,6 @@ def final_records(storage, experiment: str | None = None) -> list[dict[str, Any]
 
     These, and only these, feed the leaderboard: one per cell and final seed.
     """
-    from optuna.trial import TrialState
-
     return _records(storage, experiment, "final", lambda t: t.state == TrialState.COMPLETE)
 
 

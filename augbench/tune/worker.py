@@ -40,10 +40,11 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from augbench.engine import train
 from augbench.engine.callbacks import Callback
-from augbench.engine.run import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE
 from augbench.errors import UsageError
-from augbench.track.record import read_json, write_json_atomic
+from augbench.run_folder import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE, read_json, write_json_atomic
+from augbench.track.wandb_logger import WandbLogger
 from augbench.tune.coordination import OWNER_ATTR, Heartbeat, fail_lost_trials, owner_info, planning_lock
 from augbench.tune.experiment import Cell, Experiment
 from augbench.tune.plan import plan
@@ -184,8 +185,6 @@ class Worker:
 
     def _train(self, study, trial, cell: Cell, phase: str, slot: str, seed: int, prefix: str) -> dict[str, Any]:
         """Trains the trial's run; returns {"record": ...} or {"reason": ..., "retry": bool}."""
-        from augbench.engine import train
-
         space = self.exp.space_for(cell.method)
         params = {name: param.suggest(trial) for name, param in space.items()}
         config = self.exp.run_config(cell, params, seed)
@@ -279,8 +278,6 @@ class Worker:
         return record, None
 
     def _wandb(self, run_dir: Path, cell: Cell, phase: str, slot: str, number: int, extra: dict[str, Any]):
-        from augbench.track.wandb_logger import WandbLogger
-
         return WandbLogger(run_dir, project=self.exp.wandb_project, group=f"{self.exp.name}/{cell.id}",
                            job_type=phase, name=f"{cell.id}/{phase}/{slot}/trial-{number}",
                            extra_config=extra, mode=self.exp.wandb_mode,

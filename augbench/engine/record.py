@@ -1,19 +1,23 @@
-"""The result record: one JSON object per finished (or failed) run.
+"""The provenance fields of a result record: versions, commit, device and times.
 
-The leaderboard is built from these records only, so everything a reader
-needs to trust or reproduce a number is in here (see DESIGN.md).
+The record is one JSON object per finished (or failed) run, written by the
+engine into the run folder (``augbench.run_folder.RESULT_FILE``). The
+leaderboard is built from these records only, so everything a reader needs to
+trust or reproduce a number is in there (see DESIGN.md).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import functools
-import json
 import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+
+import numpy
+import timm
+import torch
 
 import augbench
 
@@ -24,10 +28,6 @@ def now_iso() -> str:
 
 @functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
-    import numpy
-    import timm
-    import torch
-
     return {"augbench": augbench.__version__, "torch": torch.__version__, "timm": timm.__version__,
             "numpy": numpy.__version__, "python": platform.python_version()}
 
@@ -47,25 +47,6 @@ def git_commit() -> str | None:
 
 
 def device_name(device) -> str:
-    import torch
-
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Writes JSON to ``path`` via a temporary file and rename, so a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    with open(path) as f:
-        return json.load(f)

@@ -1,0 +1,32 @@
+"""The registry of training methods: ``METHODS`` by name, filled by ``@register_method``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from augbench.errors import UsageError
+from augbench.methods.base import Method
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: makes ``cls`` available under ``cls.name``."""
+    if cls.name in METHODS:
+        raise ValueError(f"method '{cls.name}' registered twice")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def list_methods() -> list[str]:
+    return sorted(METHODS)
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise UsageError(f"--method {name}: unknown method (accepted: {', '.join(list_methods())})")
+    return METHODS[name]
+
+
+def create_method(name: str, num_classes: int, args: dict[str, Any] | None = None) -> Method:
+    return get_method(name)(num_classes, **(args or {}))
