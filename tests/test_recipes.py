@@ -37,8 +37,9 @@ def test_the_standard_recipes_are_shipped():
     assert uses_albumentations, "at least one recipe must be built from albumentations transforms"
 
 
-def test_dlb_and_the_recipe_schema_agree_on_mix_policies():
-    assert tuple(DLB_MIX_POLICIES) == tuple(dlb_module.MIX_POLICIES)
+def test_the_recipe_schema_accepts_exactly_the_registered_mix_policies():
+    assert tuple(DLB_MIX_POLICIES) == ("shared", "independent", "clean")
+    assert DLB_MIX_POLICIES is dlb_module.REPLAY_MIX_POLICIES  # the one registry DLB applies
 
 
 def training_steps(setup, steps=2):

@@ -26,7 +26,9 @@ policy). Label smoothing is 0 unless the recipe sets it (timm's default is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -130,3 +132,45 @@ class BatchMixer:
         if params.mode != "none":
             targets = targets * lam + targets[partner] * (1.0 - lam)
         return images, targets
+
+
+# -- replaying a mixed batch ---------------------------------------------------------------------
+# A method that trains on an earlier batch again (DLB's replayed half) must decide how that batch is mixed
+# when the recipe mixes. A recipe names the policy (``dlb_mix``); the method applies it.
+
+#: (mix, images, labels, teacher_params) -> (images, targets). ``mix`` is the batch's mixing,
+#: ``(images, labels, params or None) -> (images, targets, params)``; ``teacher_params`` are the draws the
+#: replayed images were mixed with when their teacher logits were computed.
+ReplayMix = Callable[[Callable[..., Any], torch.Tensor, torch.Tensor, Any], tuple[torch.Tensor, torch.Tensor]]
+REPLAY_MIX_POLICIES: dict[str, ReplayMix] = {}
+
+
+def register_replay_mix(name: str):
+    """Decorator: makes a replay mixing policy available as a recipe's ``dlb_mix: NAME``."""
+    def wrap(fn: ReplayMix) -> ReplayMix:
+        if name in REPLAY_MIX_POLICIES and REPLAY_MIX_POLICIES[name] is not fn:
+            raise ValueError(f"replay mix policy '{name}' registered twice")
+        REPLAY_MIX_POLICIES[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_replay_mix("shared")
+def shared_replay(mix, images: torch.Tensor, labels: torch.Tensor, teacher_params: Any):
+    """Re-mixed with the same partners, lambda and box as when the teacher saw it."""
+    mixed, targets, _ = mix(images, labels, teacher_params)
+    return mixed, targets
+
+
+@register_replay_mix("independent")
+def independent_replay(mix, images: torch.Tensor, labels: torch.Tensor, teacher_params: Any):
+    """Mixed afresh: new partners and lambda, so the teacher saw a different image."""
+    mixed, targets, _ = mix(images, labels, None)
+    return mixed, targets
+
+
+@register_replay_mix("clean")
+def clean_replay(mix, images: torch.Tensor, labels: torch.Tensor, teacher_params: Any):
+    """Left unmixed, with its hard labels."""
+    return images, labels

@@ -18,7 +18,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from augbench.augment.mixing import MixParams
+from augbench.augment.mixing import REPLAY_MIX_POLICIES, MixParams
 from augbench.augment.recipe import Recipe
 
 
@@ -72,13 +72,16 @@ def recipe_grid(recipe: Recipe, images: torch.Tensor, labels: torch.Tensor, clas
             notes, mixing = "", {}  # column heading -> the mixing drawn in it
             if recipe.mixer is not None:
                 current = _draw_mixing(recipe, n, (height, width))
-                replay = None
-                if recipe.mix_policy == "shared":
-                    replay = current
-                elif recipe.mix_policy == "independent":
-                    replay = _draw_mixing(recipe, n, (height, width))
+                drawn = []  # the mixing the replay policy used, if any
+
+                def mix(batch, batch_labels, params):
+                    params = _draw_mixing(recipe, n, (height, width)) if params is None else params
+                    drawn.append(params)
+                    return (*recipe.mixer.apply(batch, batch_labels, params), params)
+
                 mixed0 = recipe.mixer.apply(columns[1][1], labels, current)[0]
-                mixed1 = columns[2][1] if replay is None else recipe.mixer.apply(columns[2][1], labels, replay)[0]
+                mixed1 = REPLAY_MIX_POLICIES[recipe.mix_policy](mix, columns[2][1], labels, current)[0]
+                replay = drawn[-1] if drawn else None
                 replay_heading = f"view 1 mixed ({recipe.mix_policy})"
                 columns += [("view 0 mixed", mixed0), (replay_heading, mixed1)]
                 mixing = {"view 0 mixed": current, replay_heading: replay}

@@ -47,7 +47,7 @@ import inspect
 import random
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -57,16 +57,24 @@ import numpy as np
 import torch
 import yaml
 
-from augbench.augment.mixing import BatchMixer, MixConfig
+from augbench.augment.mixing import REPLAY_MIX_POLICIES, BatchMixer, MixConfig
 from augbench.augment.ops import OPS, OpArgumentError
 from augbench.augment.pipeline import Pipeline, SamplePipeline
 from augbench.data import list_datasets
 from augbench.errors import UsageError
 from augbench.lookup import YAML_SUFFIXES, files_by_name, is_path, search_folders
 
-#: How a method that replays a batch (DLB) mixes the replay; see ``augbench/methods/dlb.py``.
-DLB_MIX_POLICIES = ("shared", "independent", "clean")
+#: How a method that replays a batch (DLB) mixes the replay, by name (``augbench.augment.mixing``).
+DLB_MIX_POLICIES = REPLAY_MIX_POLICIES
 RECIPE_SUFFIXES = YAML_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A field type: a name in a registry, checked against the registry as it is when a file is read."""
+
+    registry: Mapping[str, Any]
+
 
 #: Top-level fields of a recipe file: type, and whether it must be given.
 FIELDS: dict[str, tuple[Any, bool]] = {
@@ -76,7 +84,7 @@ FIELDS: dict[str, tuple[Any, bool]] = {
     "source": (str, False),  # required for shipped recipes (_check_top_level)
     "ops": (list, True),
     "mix": (dict | None, False),
-    "dlb_mix": (Literal["shared", "independent", "clean"], False),
+    "dlb_mix": (Registered(DLB_MIX_POLICIES), False),
     "per_dataset": (dict | None, False),
     "scaled_for_28px": (str | None, False),
 }
@@ -206,6 +214,8 @@ _INVALID = object()
 def describe_type(tp: Any) -> str:
     """An annotation in words, for error messages."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(tp, Registered):
+        return "one of " + ", ".join(repr(name) for name in tp.registry)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (Union, types.UnionType):
@@ -222,6 +232,8 @@ def coerce(value: Any, tp: Any) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
+    if isinstance(tp, Registered):
+        return value if isinstance(value, str) and value in tp.registry else _INVALID
     if origin is Literal:
         return value if any(value == a and type(value) is type(a) for a in args) else _INVALID
     if origin in (Union, types.UnionType):

@@ -44,7 +44,7 @@ from typing import Any
 
 from augbench.errors import UsageError
 from augbench.leaderboard.metrics import METRICS, Metric
-from augbench.leaderboard.sources import Loaded, command_line
+from augbench.leaderboard.sources import Loaded
 from augbench.leaderboard.stats import (
     Family,
     Interval,
@@ -54,6 +54,7 @@ from augbench.leaderboard.stats import (
     paired_contrast,
     paired_gain,
 )
+from augbench.tune.reproduce import command_line
 
 BASELINE_METHOD = "ce"
 FOCUS_METHOD = "dlb"

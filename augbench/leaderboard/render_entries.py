@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from augbench.leaderboard.aggregate import Cell, Leaderboard
-from augbench.leaderboard.sources import command_line
+from augbench.tune.reproduce import command_line
 
 RUN_FIELDS = ("status", "reason", "test_acc", "test_acc_at_best_val", "best_val_acc", "best_val_epoch", "test_nll",
               "test_ece", "epochs_trained", "forward_samples", "train_seconds", "samples_per_second",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,12 +231,3 @@ def load_records(spec: str) -> Loaded:
         raise UsageError(f"--from {spec}: found no final result records{ignored}; accepted: records with "
                          f"phase 'final' (augbench tune) or plain augbench train records")
     return loaded
-
-
-def command_line(command: Any) -> str | None:
-    """A record's command as one shell line (records store it as an argument list or a string)."""
-    if command is None or command == []:
-        return None
-    if isinstance(command, (list, tuple)):
-        return shlex.join(str(c) for c in command)
-    return str(command)

@@ -51,11 +51,10 @@ from typing import Any
 
 import torch
 
+from augbench.augment.mixing import REPLAY_MIX_POLICIES
 from augbench.losses import kd_kl, soft_cross_entropy
 from augbench.methods.base import Batch, Method, StepOutput
 from augbench.methods.registry import register_method
-
-MIX_POLICIES = ("shared", "independent", "clean")
 
 
 @register_method
@@ -76,13 +75,13 @@ class DLB(Method):
 
     def _replay_inputs(self, batch: Batch):
         """The previous batch's second view, mixed according to the batch's mix policy."""
-        if batch.mixer is None or batch.mix_policy == "clean":
+        if batch.mixer is None:
             return self.replay_images, self.replay_labels
-        if batch.mix_policy not in MIX_POLICIES:
-            raise ValueError(f"dlb: unknown mix policy {batch.mix_policy!r} (accepted: {', '.join(MIX_POLICIES)})")
-        params = self.replay_mix if batch.mix_policy == "shared" else None
-        images, targets, _ = batch.mix(self.replay_images, self.replay_labels, params)
-        return images, targets
+        if batch.mix_policy not in REPLAY_MIX_POLICIES:
+            raise ValueError(f"dlb: unknown mix policy {batch.mix_policy!r} "
+                             f"(accepted: {', '.join(REPLAY_MIX_POLICIES)})")
+        return REPLAY_MIX_POLICIES[batch.mix_policy](batch.mix, self.replay_images, self.replay_labels,
+                                                     self.replay_mix)
 
     def step(self, model, batch: Batch) -> StepOutput:
         current, current_targets, current_mix = batch.mix(batch.views[0], batch.labels)

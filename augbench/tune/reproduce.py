@@ -44,5 +44,11 @@ def train_command(config: RunConfig, out: str) -> list[str]:
     return [*command, "--out", out]
 
 
-def command_line(command: list[str]) -> str:
-    return shlex.join(command)
+def command_line(command: Any) -> str | None:
+    """A command as one shell line: an argument list (as ``train_command`` returns it and records store it) or
+    a string; None for none."""
+    if command is None or command == []:
+        return None
+    if isinstance(command, (list, tuple)):
+        return shlex.join(str(c) for c in command)
+    return str(command)
