@@ -18,6 +18,7 @@ from typing import Any
 
 from augbench.config import BUDGETS, DEFAULT_MILESTONE_FRACTIONS, RunConfig
 from augbench.errors import UsageError
+from augbench.plugins import load_plugins
 from augbench.protocol import list_protocols, load_protocol, resolve_config
 from augbench.schedules import SCHEDULES
 
@@ -472,6 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        load_plugins()  # before the flags: a plugin's methods, recipes and schedules are choices there too
+    except UsageError as err:
+        print(f"augbench: error: {err}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,6 +1,11 @@
-"""A name registered once is usable everywhere: flags, experiment files and recipes."""
+"""A name registered once is usable everywhere: flags, experiment files, recipes, and (through the
+``augbench.plugins`` entry-point group) from another installed package."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,7 +15,7 @@ from augbench.augment.mixing import REPLAY_MIX_POLICIES, register_replay_mix
 from augbench.cli import main
 from augbench.engine import train
 from augbench.errors import UsageError
-from augbench.run_folder import METRICS_FILE
+from augbench.run_folder import METRICS_FILE, RESULT_FILE
 from augbench.schedules import SCHEDULES, register_schedule
 from augbench.tune.experiment import load_experiment
 
@@ -94,3 +99,114 @@ def test_an_unregistered_mix_policy_is_refused_naming_the_registered_ones(tmp_pa
 
     with pytest.raises(UsageError, match=r"field 'dlb_mix'.*'shared', 'independent', 'clean'"):
         load_recipe(str(path))
+
+
+# -- a plugin package ------------------------------------------------------------------------------
+
+PLUGIN = {
+    "pyproject.toml": """
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "augbench-example-plugin"
+        version = "0.1.0"
+
+        [project.entry-points."augbench.plugins"]
+        example = "augbench_example_plugin"
+
+        [tool.setuptools]
+        packages = ["augbench_example_plugin"]
+
+        [tool.setuptools.package-data]
+        augbench_example_plugin = ["recipes/*.yaml"]
+        """,
+    "augbench_example_plugin/__init__.py": '''
+        """An augbench plugin: one method, one op, one recipe, one data set and one schedule."""
+
+        from pathlib import Path
+
+        import torch
+
+        from augbench.augment import register_op
+        from augbench.augment.recipe import add_recipe_folder
+        from augbench.data import register_dataset
+        from augbench.data.synthetic import load_synthetic
+        from augbench.methods import register_method
+        from augbench.methods.ce import CrossEntropy
+        from augbench.schedules import register_schedule
+
+
+        @register_method
+        class PluginCE(CrossEntropy):
+            name = "plugin_ce"
+
+
+        @register_op("plugin_invert", kind="batch")
+        class Invert:
+            def __init__(self, p: float = 0.5):
+                self.p = float(p)
+
+            def __call__(self, images, generator):
+                invert = torch.rand(images.shape[0], generator=generator, device=images.device) < self.p
+                return torch.where(invert.view(-1, 1, 1, 1), 255 - images, images)
+
+
+        register_dataset("plugin_synthetic")(load_synthetic)
+        register_schedule("plugin_half")(lambda config, total_epochs: (lambda progress: 0.5))
+        add_recipe_folder(Path(__file__).parent / "recipes")
+        ''',
+    "augbench_example_plugin/recipes/plugin_invert.yaml": """
+        name: plugin_invert
+        description: Inverts half the images.
+        paper: none
+        ops:
+          - {op: plugin_invert, p: 0.5}
+        """,
+}
+
+
+@pytest.fixture
+def installed_plugin(tmp_path):
+    source = tmp_path / "plugin"
+    for name, text in PLUGIN.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(textwrap.dedent(text).lstrip())
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-build-isolation", str(source)], check=True,
+                   cwd=tmp_path, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*pip, "uninstall", "--quiet", "--yes", "augbench-example-plugin"], check=True,
+                       capture_output=True)
+
+
+def test_an_installed_plugin_adds_a_method_op_recipe_data_set_and_schedule_to_experiments(installed_plugin,
+                                                                                         tmp_path):
+    path = experiment_file(tmp_path, dataset="plugin_synthetic", recipes=["plugin_invert"],
+                           methods=["plugin_ce"], fixed={"batch_size": 64, "lr": 0.04, "schedule": "plugin_half"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("AUGBENCH_STORAGE", None)
+    run = subprocess.run([sys.executable, "-m", "augbench", "tune", str(path), "--out", str(tmp_path / "out"),
+                          "--no-wandb", "--device", "cpu"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (result,) = (tmp_path / "out").rglob(RESULT_FILE)
+    record = json.loads(result.read_text())
+    assert (record["dataset"], record["recipe"], record["method"], record["status"]) == (
+        "plugin_synthetic", "plugin_invert", "plugin_ce", "finished")
+    assert record["hyperparameters"]["schedule"] == "plugin_half"
+    methods = subprocess.run([sys.executable, "-m", "augbench", "methods"], capture_output=True, text=True,
+                             cwd=tmp_path, env=env, check=True).stdout
+    assert "plugin_ce" in methods
+
+
+def test_a_plugin_that_fails_to_load_is_an_error_naming_it(installed_plugin, tmp_path, monkeypatch):
+    import augbench.plugins as plugins
+
+    monkeypatch.setattr(plugins, "_done", False)
+    monkeypatch.setattr(plugins, "_loaded", [])
+    monkeypatch.setitem(sys.modules, "augbench_example_plugin", None)  # its import now fails
+    with pytest.raises(UsageError, match=r"plugin 'example' \(augbench_example_plugin"):
+        plugins.load_plugins()

@@ -180,9 +180,19 @@ def shipped_recipe_dir() -> Path:
     return Path(str(resources.files("augbench.augment") / "recipes"))
 
 
+#: Recipe folders that plugins added (``add_recipe_folder``), searched after the project's and augbench's own.
+PLUGIN_RECIPE_DIRS: list[Path] = []
+
+
+def add_recipe_folder(path: str | Path) -> None:
+    """Makes the recipe files in ``path`` available by name (for plugins: see ``augbench.plugins``)."""
+    if Path(path) not in PLUGIN_RECIPE_DIRS:
+        PLUGIN_RECIPE_DIRS.append(Path(path))
+
+
 def recipe_dirs() -> list[Path]:
     """Folders searched for recipe names, first match wins (duplicates removed)."""
-    return search_folders(Path("recipes") / "augment", shipped_recipe_dir())
+    return search_folders(Path("recipes") / "augment", shipped_recipe_dir(), *PLUGIN_RECIPE_DIRS)
 
 
 def list_recipes() -> dict[str, Path]:
