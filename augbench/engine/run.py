@@ -1,4 +1,8 @@
-"""One training run: data, model, method, optimizer, per-epoch evaluation, checkpoints, the record.
+"""One training run's loop: train an epoch, evaluate, checkpoint, report; the record at the end.
+
+Built by :mod:`augbench.engine.build`, checkpointed by
+:mod:`augbench.engine.checkpoint`, recorded by :mod:`augbench.engine.record`
+and started in its run folder by :mod:`augbench.engine.train`.
 
 The hot loop is ``_train_epoch``: take a batch (already augmented and
 normalised on the device), let the method compute its loss, step. It never
@@ -32,202 +36,41 @@ from __future__ import annotations
 import copy
 import json
 import math
-import random
 import re
-import resource
-import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from augbench import models
-from augbench.augment.recipe import Recipe, load_recipe
-from augbench.config import RunConfig
-from augbench.data import (
-    add_label_noise,
-    load_dataset,
-    parse_label_noise,
-    stratified_split,
-    stratified_subset,
-)
-from augbench.data.loader import TrainLoader, mix_seed
-from augbench.engine import distributed
-from augbench.engine.budget import plan_budget
+from augbench.engine import checkpoint, distributed
+from augbench.engine.build import Setup, bf16_problem, build, resolve_device
 from augbench.engine.callbacks import Callback, EarlyStop
-from augbench.engine.distributed import SINGLE, World
+from augbench.engine.distributed import World
 from augbench.engine.metrics import evaluate
-from augbench.engine.record import device_name, git_commit, now_iso, versions
+from augbench.engine.record import now_iso, result_record
 from augbench.errors import UsageError
-from augbench.methods import Batch, Method, create_method
+from augbench.methods import Batch
 from augbench.run_folder import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     METRICS_FILE,
     RESULT_FILE,
-    read_json,
     write_json_atomic,
 )
 from augbench.schedules import SCHEDULES
 
+# Importable from here as well, where the engine's users found them before they had modules of their own.
+__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "FINITE_CHECK_EVERY", "METRICS_FILE", "RESULT_FILE", "Run", "Setup",
+           "bf16_problem", "build", "resolve_device"]
+
 #: Steps between two reads of the running loss (the non-finite check); the only host syncs inside an epoch.
 FINITE_CHECK_EVERY = 50
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"--device {name}: accepted: auto, cpu, cuda, cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
-    return device
-
-
-def bf16_problem(device: torch.device) -> str | None:
-    """Why ``--bf16`` would not help on ``device`` (None when it runs natively).
-
-    On a CPU, bfloat16 autocast is emulated, and slower than float32, unless the
-    CPU has AVX512-BF16 or AMX-BF16 instructions; on CUDA the GPU must support it.
-    """
-    if device.type == "cuda":
-        return None if torch.cuda.is_bf16_supported() else f"{torch.cuda.get_device_name(device)} has no bfloat16"
-    if device.type == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            flags = ""
-        if "avx512_bf16" in flags or "amx_bf16" in flags:
-            return None
-        return "this CPU has no native bfloat16 instructions (avx512_bf16 or amx_bf16)"
-    return f"bfloat16 is not supported on {device.type} by augbench"
-
-
-@dataclass
-class Setup:
-    """Everything built and validated before the first file is written."""
-
-    config: RunConfig
-    device: torch.device
-    loader: TrainLoader
-    model: torch.nn.Module
-    method: Method
-    recipe: Recipe
-    val: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor]
-    sizes: dict[str, int]
-    label_noise: dict[str, Any] | None
-    steps_per_epoch: int
-    planned_steps: int
-    num_epochs: int
-    data_splits: str | None = None  # where val and test came from, when not the obvious reading
-    world: World = SINGLE  # this process's rank among the run's processes (DDP), one process by default
-
-
-def build(config: RunConfig, *, data_root: str | None = None, download: bool = False, device: str = "auto",
-          num_workers: int = 0, mp_context: str | None = None,
-          recipe: Recipe | None = None, world: World = SINGLE) -> Setup:
-    """Validates ``config`` and builds data, model and method; raises UsageError, writes nothing.
-
-    ``world``: this rank's shard of every batch and its own augmentation and global-RNG streams (DDP).
-    """
-    config.validate()
-    recipe = recipe or load_recipe(config.recipe, dataset=config.dataset)
-    dev = resolve_device(device)
-    distributed.check_request(world, config.batch_size, config.sync_bn, str(dev))
-    if config.bf16 and (problem := bf16_problem(dev)):
-        raise UsageError(f"--bf16: {problem}; accepted: a device with native bfloat16 (leave out --bf16)")
-    noise = parse_label_noise(config.label_noise)
-    method_cls_args = dict(config.method_args)
-    ds = load_dataset(config.dataset, data_root=data_root, download=download, image_size=config.image_size)
-
-    # Every global generator a run draws from (batch mixing uses numpy's, as timm does) starts from the seed.
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed % 2**32)
-    random.seed(config.seed)
-    method = create_method(config.method, ds.num_classes, method_cls_args)
-    model = models.create(config.model, num_classes=ds.num_classes, in_chans=ds.in_chans).to(dev)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if config.sync_bn:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if world.enabled:
-        # Same initial weights on every rank (seeded above); from here on each rank draws its own stream
-        # (dropout, batch mixing's numpy draws).
-        rank_seed = mix_seed(config.seed, world.rank, world.size)
-        torch.manual_seed(rank_seed)
-        np.random.seed(rank_seed % 2**32)
-        random.seed(rank_seed)
-
-    if ds.val_images is not None:  # the data set ships a validation split: it replaces --val-fraction
-        train_idx = torch.arange(len(ds.train_labels))
-        val_images, val_labels = ds.val_images, ds.val_labels
-    else:
-        train_idx, val_idx = stratified_split(ds.train_labels, config.val_fraction, config.seed)
-        val_images, val_labels = ds.train_images[val_idx], ds.train_labels[val_idx]
-    if config.train_subset is not None:
-        train_idx = stratified_subset(train_idx, ds.train_labels, config.train_subset, config.seed)
-    if len(train_idx) < config.batch_size:
-        raise UsageError(f"--batch-size {config.batch_size}: larger than the training set ({len(train_idx)} samples)")
-    train_labels = ds.train_labels[train_idx]
-    noise_info = None
-    if noise is not None:
-        kind, rate = noise
-        train_labels, flipped = add_label_noise(train_labels, kind, rate, ds.num_classes, config.seed)
-        noise_info = {"kind": kind, "rate": rate, "flipped_fraction": flipped}
-
-    recipe = recipe.prepared(ds.num_classes, tuple(ds.train_images.shape[1:]), mean=ds.mean, device=dev)
-    if recipe.mixer is not None:
-        distributed.check_mixing(world, config.batch_size)
-    loader = TrainLoader(ds.train_images[train_idx], train_labels, torch.arange(len(train_idx)), recipe.pipeline,
-                         method.num_views, config.batch_size, ds.mean, ds.std, config.seed,
-                         sampler=method.sampler or "shuffle", num_workers=num_workers, mp_context=mp_context,
-                         device=dev, dtype=torch.bfloat16 if config.bf16 else torch.float32,
-                         channels_last=config.channels_last, rank=world.rank, world_size=world.size)
-
-    plan = plan_budget(config.budget, config.epochs, len(loader), method.forward_passes_per_sample)
-    method.setup(len(train_idx), dev)
-    # Evaluation images stay uint8 on the device and are normalised per evaluation batch.
-    return Setup(
-        config=config, device=dev, loader=loader, model=model, method=method, recipe=recipe,
-        val=(val_images.to(dev), val_labels.to(dev)),
-        test=(ds.test_images.to(dev), ds.test_labels.to(dev)),
-        sizes={"train_size": len(train_idx), "val_size": len(val_labels), "test_size": len(ds.test_labels)},
-        data_splits=ds.splits,
-        label_noise=noise_info, steps_per_epoch=plan.steps_per_epoch, planned_steps=plan.planned_steps,
-        num_epochs=plan.num_epochs, world=world,
-    )
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class Run:
@@ -271,7 +114,7 @@ class Run:
         return self.out / name
 
     def _checkpoint(self, epoch: int) -> None:
-        own = {"method": self.s.method.state_dict(), "rng": _rng_state()}
+        own = {"method": self.s.method.state_dict(), "rng": checkpoint.rng_state()}
         ranks = [own]
         if self.world.enabled:
             ranks = distributed.gather(distributed.to_device(own, "cpu"))
@@ -286,16 +129,14 @@ class Run:
         }
         if self.world.enabled:
             state["rank_states"] = ranks  # rank r's RNG and method state (DLB's replay, PS-KD's memory, ...)
-        tmp = self._path(CHECKPOINT_FILE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self._path(CHECKPOINT_FILE))
+        checkpoint.save(self._path(CHECKPOINT_FILE), state)
 
     def _restore(self) -> int:
         """Loads the checkpoint (rank 0 reads it; under DDP every rank gets the shared state and its own part)."""
         world, device = self.world, self.s.device
         state = None
         if world.is_main:
-            state = torch.load(self._path(CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+            state = checkpoint.load(self._path(CHECKPOINT_FILE))
         if world.enabled:
             state = distributed.broadcast(state)
         saved_world = state.get("world_size", 1)
@@ -308,7 +149,7 @@ class Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.s.method.load_state_dict(distributed.to_device(own["method"], device))
-        _set_rng_state(own["rng"])
+        checkpoint.set_rng_state(own["rng"])
         self.history = state["history"]
         self.step, self.forward_samples = state["step"], state["forward_samples"]
         self.train_seconds, self.started_at = state["train_seconds"], state["started_at"]
@@ -483,37 +324,13 @@ class Run:
             status, reason, resumable = "failed", _rank_failure(self.world, err, len(self.history)), True
             # Every rank says why it stopped (torchrun shows all ranks' stderr); rank 0 also records it.
             print(f"augbench train: run failed: {reason}", file=sys.stderr, flush=True)
-        record = self.record(status, reason)
+        record = result_record(self, status, reason)
         if resumable:
             record["resumable"] = True
         if main:
             write_json_atomic(self._path(RESULT_FILE), record)
             for cb in self.callbacks:
                 cb.on_finish(record)
-        return record
-
-    def record(self, status: str, reason: str | None) -> dict[str, Any]:
-        s, cfg = self.s, self.s.config
-        last = self.history[-1] if self.history else {}
-        best = self.best
-        record = {
-            "dataset": cfg.dataset, "model": cfg.model, "recipe": s.recipe.name, "recipe_spec": s.recipe.spec,
-            "method": cfg.method, "method_args": s.method.args, "hyperparameters": cfg.hyperparameters(),
-            "seed": cfg.seed,
-            "epochs": cfg.epochs, "epochs_trained": len(self.history), "budget": cfg.budget,
-            **s.sizes, "data_splits": s.data_splits, "label_noise": s.label_noise,
-            "test_acc": last.get("test_acc"), "test_acc_at_best_val": last.get("test_acc_at_best_val"),
-            "best_val_acc": best["val_acc"] if best else None, "best_val_epoch": best["epoch"] if best else None,
-            "val_acc": last.get("val_acc"), "test_nll": last.get("test_nll"), "test_ece": last.get("test_ece"),
-            "forward_samples": self.forward_samples, "train_seconds": self.train_seconds,
-            "eval_seconds": sum(m.get("eval_seconds", 0.0) + m.get("test_seconds", 0.0) for m in self.history),
-            "samples_per_second": self.forward_samples / self.train_seconds if self.train_seconds else None,
-            "peak_memory_mb": _peak_memory_mb(s.device), "device": device_name(s.device),
-            "versions": versions(), "git_commit": git_commit(), "started_at": self.started_at,
-            "finished_at": now_iso(), "status": status, "reason": reason, "world_size": self.world.size,
-            "config": cfg.to_dict(), "command": self.command,
-        }
-        record.update(self.extra_record)
         return record
 
 
@@ -542,113 +359,3 @@ def _epoch_line(m: dict[str, Any], num_epochs: int) -> str:
     test = f"test {m['test_acc']:.2f}%  " if "test_acc" in m else ""
     return (f"epoch {m['epoch']}/{num_epochs}  loss {m['train_loss']:.4f}  train {m['train_acc']:.2f}%  "
             f"val {m['val_acc']:.2f}%  {test}{m['images_per_second']:.0f} img/s  {m['epoch_seconds']:.1f}s")
-
-
-def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, data_root: str | None = None,
-          download: bool = False, device: str = "auto", num_workers: int = 0, mp_context: str | None = None,
-          recipe: Recipe | None = None, callbacks: list[Callback] = (), progress: bool = True,
-          log: Callable[[str], None] = print, command: list[str] | None = None,
-          extra_record: dict[str, Any] | None = None,
-          dist_timeout: float = distributed.DEFAULT_TIMEOUT) -> dict[str, Any]:
-    """Trains one run into ``out_dir`` and returns its result record.
-
-    Rerunning with the same configuration resumes from the last checkpoint
-    (``resume=True`` insists that there is one); a finished run returns its
-    record without training. Bad input raises UsageError before anything is
-    written.
-
-    Started by torchrun with more than one process, the processes train the
-    run together (DDP, see the module docstring); ``dist_timeout`` bounds the
-    wait for the rendezvous and for the other ranks.
-    """
-    out = Path(out_dir)
-    world = distributed.world_from_env()
-    kwargs = dict(resume=resume, data_root=data_root, download=download, num_workers=num_workers,
-                  mp_context=mp_context, recipe=recipe, callbacks=callbacks, progress=progress, log=log,
-                  command=command, extra_record=extra_record)
-    if not world.enabled:
-        return _train(config, out, world, device=device, **kwargs)
-    device = distributed.device_for(world, device)
-    distributed.check_request(world, config.batch_size, config.sync_bn, device)
-    distributed.init(world, torch.device(device), dist_timeout)
-    previous = signal.getsignal(signal.SIGTERM)
-    distributed.raise_on_sigterm()
-    try:
-        return _train(config, out, world, device=device, **kwargs)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        distributed.shutdown()
-
-
-def _train(config: RunConfig, out: Path, world: World, *, resume: bool, data_root: str | None, download: bool,
-           device: str, num_workers: int, mp_context: str | None, recipe: Recipe | None,
-           callbacks: list[Callback], progress: bool, log: Callable[[str], None], command: list[str] | None,
-           extra_record: dict[str, Any] | None) -> dict[str, Any]:
-    existing = _on_main(world, lambda: _existing_run(out, config, resume))
-    if existing == "finished":
-        return _on_main(world, lambda: read_json(out / RESULT_FILE))
-    setup = build(config, data_root=data_root, download=download, device=device, num_workers=num_workers,
-                  mp_context=mp_context, recipe=recipe, world=world)
-
-    def prepare_folder() -> None:
-        created = not out.exists()
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            if existing is None:
-                write_json_atomic(out / CONFIG_FILE, config.to_dict())
-                (out / METRICS_FILE).write_text("")
-        except OSError as err:
-            if created:
-                shutil.rmtree(out, ignore_errors=True)
-            raise UsageError(f"--out {out}: cannot write there ({err.strerror})") from None
-
-    _on_main(world, prepare_folder)
-    run = Run(setup, out, callbacks=callbacks, progress=progress, log=log, command=command,
-              extra_record=extra_record)
-    return run.execute(resume=existing == "resume")
-
-
-def _on_main(world: World, fn: Callable[[], Any]) -> Any:
-    """``fn()`` on rank 0 alone (it reads or writes the run folder); its result, or UsageError, on every rank."""
-    if not world.enabled:
-        return fn()
-    outcome = None
-    if world.is_main:
-        try:
-            outcome = ("ok", fn())
-        except UsageError as err:
-            outcome = ("error", str(err))
-    outcome = distributed.broadcast(outcome)
-    if outcome[0] == "error":
-        raise UsageError(outcome[1])
-    return outcome[1]
-
-
-def _existing_run(out: Path, config: RunConfig, resume: bool) -> str | None:
-    """None (fresh), "resume" (a checkpoint for this config) or "finished"; UsageError on a conflict."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
-    config_path = out / CONFIG_FILE
-    if not config_path.exists():
-        if resume:
-            raise UsageError(f"--resume: {out} holds no run to resume (no {CONFIG_FILE})")
-        if out.exists() and any(out.iterdir()):
-            raise UsageError(f"--out {out}: folder exists, is not empty and is not an augbench run folder")
-        return None
-    saved = read_json(config_path)
-    current = json.loads(json.dumps(config.to_dict()))
-    if saved != current:
-        differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-        raise UsageError(f"--out {out}: holds a run with a different configuration ({', '.join(differing)} "
-                         f"differ); use another --out or the same flags to resume it")
-    if (out / RESULT_FILE).exists() and not read_json(out / RESULT_FILE).get("resumable"):
-        return "finished"
-    # A run whose rank failed (its record says resumable) continues like an interrupted one.
-    if (out / CHECKPOINT_FILE).exists():
-        return "resume"
-    if resume:
-        raise UsageError(f"--resume: {out} has no checkpoint yet (the run stopped before its first epoch ended)")
-    # Config written but no epoch finished: start over in the same folder.
-    (out / METRICS_FILE).write_text("")
-    return None
-

@@ -46,7 +46,8 @@ from augbench.engine.record import device_name, now_iso
 from augbench.engine.run import Run, build, resolve_device
 from augbench.errors import UsageError
 from augbench.run_folder import ESTIMATE_FILE, write_json_atomic
-from augbench.tune.experiment import Experiment, load_experiment
+from augbench.tune.experiment import load_experiment
+from augbench.tune.grid import Experiment
 from augbench.tune.plan import final_slots, search_slots
 
 WARMUP_STEPS = 1

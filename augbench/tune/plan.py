@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 
 from augbench.errors import UsageError
 from augbench.tune.coordination import planning_lock
-from augbench.tune.experiment import Cell, Experiment
+from augbench.tune.grid import Cell, Experiment
 from augbench.tune.optuna_adapter import enqueued_params
 from augbench.tune.storage import (
     KIND_CELL,

@@ -1,6 +1,8 @@
-"""Pruning: the engine reports each epoch's validation accuracy to the Optuna trial, which may stop it.
+"""Pruning: the pruners an experiment can name, and the callback through which a trial reports to one.
 
-The pruner (median or Hyperband, chosen in the experiment file) compares a
+``PRUNERS`` maps a name (``search.pruner`` in an experiment file) to its
+options and the Optuna pruner it builds. The engine reports each epoch's
+validation accuracy to the Optuna trial, which may stop it: the pruner (median or Hyperband, chosen in the experiment file) compares a
 trial's validation accuracy at an epoch with other trials of the same cell at
 that epoch. A pruned run ends with ``status: pruned`` in its record, is told
 to Optuna as PRUNED, and is never retried.
@@ -9,11 +11,75 @@ to Optuna as PRUNED, and is never retried.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from augbench.engine import Callback, EarlyStop
 from augbench.run_folder import METRICS_FILE
+from augbench.tune.schema import Section
+
+
+@dataclass(frozen=True)
+class PrunerType:
+    """A pruner by name: its options with defaults and how to build the Optuna pruner."""
+
+    options: dict[str, int]
+    build: Any
+    doc: str
+
+
+def _median(o):
+    return optuna.pruners.MedianPruner(n_startup_trials=o["startup_trials"], n_warmup_steps=o["warmup_epochs"])
+
+
+def _hyperband(o):
+    return optuna.pruners.HyperbandPruner(min_resource=o["min_epochs"], max_resource="auto",
+                                          reduction_factor=o["reduction_factor"])
+
+
+def _no_pruner(o):
+    return optuna.pruners.NopPruner()
+
+
+PRUNERS: dict[str, PrunerType] = {
+    "median": PrunerType({"startup_trials": 3, "warmup_epochs": 1}, _median,
+                         "stops a trial whose validation accuracy at an epoch is below the median of earlier "
+                         "trials at that epoch (after startup_trials trials and warmup_epochs epochs)"),
+    "hyperband": PrunerType({"min_epochs": 1, "reduction_factor": 3}, _hyperband,
+                            "Hyperband (Li et al., JMLR 2018): successive halving over brackets of epochs"),
+    "none": PrunerType({}, _no_pruner, "every trial trains all its epochs"),
+}
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    type: str = "median"
+    options: dict[str, int] = field(default_factory=lambda: dict(PRUNERS["median"].options))
+
+    def build(self):
+        return PRUNERS[self.type].build(self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **self.options}
+
+
+def parse_pruner(section: Section) -> PrunerSpec:
+    accepted = f"{', '.join(PRUNERS)}, or a mapping with type: one of them and its options"
+    value = section.get("pruner", "median", kind=(str, dict), accepted=accepted)
+    spec = Section({"type": value} if isinstance(value, str) else value, section.source, section.path("pruner"))
+    kind = spec.get("type", kind=str, accepted=", ".join(PRUNERS))
+    if kind not in PRUNERS:
+        spec.fail(spec.path("type"), kind, ", ".join(PRUNERS))
+    options = {}
+    for option, default in PRUNERS[kind].options.items():
+        options[option] = spec.get(option, default, kind=int, accepted="an integer >= 0")
+        if options[option] < (2 if option == "reduction_factor" else 0):
+            spec.fail(spec.path(option), options[option], "an integer >= 0 (reduction_factor: >= 2)")
+    spec.finish(("type", *PRUNERS[kind].options))
+    return PrunerSpec(kind, options)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

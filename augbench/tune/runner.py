@@ -21,7 +21,8 @@ import yaml
 
 from augbench.errors import UsageError
 from augbench.run_folder import EXPERIMENT_FILE
-from augbench.tune.experiment import Experiment, load_experiment, preflight
+from augbench.tune.experiment import load_experiment
+from augbench.tune.grid import Experiment
 from augbench.tune.plan import (
     DONE,
     FAILED,
@@ -36,6 +37,7 @@ from augbench.tune.plan import (
     search_slots,
     slots_of,
 )
+from augbench.tune.preflight import preflight
 from augbench.tune.storage import (
     DEFAULT_STORAGE_FILE,
     STORAGE_ENV,

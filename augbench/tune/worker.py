@@ -46,7 +46,7 @@ from augbench.errors import UsageError
 from augbench.run_folder import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE, read_json, write_json_atomic
 from augbench.track.wandb_logger import WandbLogger
 from augbench.tune.coordination import OWNER_ATTR, Heartbeat, fail_lost_trials, owner_info, planning_lock
-from augbench.tune.experiment import Cell, Experiment
+from augbench.tune.grid import Cell, Experiment
 from augbench.tune.plan import plan
 from augbench.tune.pruning import PruningCallback, read_metrics
 from augbench.tune.reproduce import command_line, train_command
