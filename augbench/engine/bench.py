@@ -36,9 +36,11 @@ from augbench import models
 from augbench.augment import load_recipe
 from augbench.augment.ops import OPS
 from augbench.config import RunConfig
+from augbench.data import load_dataset
 from augbench.data.loader import normalize
 from augbench.engine.run import Run, bf16_problem, build, resolve_device
 from augbench.losses import soft_cross_entropy
+from augbench.methods import Batch
 
 DEFAULT_RECIPES = ("baseline", "cutout", "random_erasing", "mixup", "cutmix", "autoaugment", "randaugment",
                    "trivialaugment")
@@ -179,7 +181,6 @@ def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int,
     """Seconds per DLB step (n new + n replayed, inputs on the device) against a CE step on 2n."""
     setup = build(dataclasses.replace(config, method="dlb", recipe="baseline", batch_size=batch_size),
                   device=str(device))
-    from augbench.methods import Batch  # the method interface, as the engine uses it
 
     views, labels, index = next(setup.loader.epoch(0))
     model, method = setup.model, setup.method
@@ -202,8 +203,6 @@ def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int,
 def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device: str = "auto", workers: int = 2,
               steps: int = 30, data_root: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """All four measurements; returns them as one JSON-ready dict."""
-    from augbench.data import load_dataset  # the same data set the runs load
-
     dev = resolve_device(device)
     for name in recipes:
         load_recipe(name)  # a bad recipe name fails before anything is measured
