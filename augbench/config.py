@@ -7,13 +7,22 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from augbench.errors import UsageError
+from augbench.errors import FieldError, UsageError
 from augbench.schedules import SCHEDULES
 
 BUDGETS = ("epochs", "samples")
 #: Where the official DLB code decays the rate, as fractions of the run: epochs 150, 180 and 210 of 240
 #: (``--milestones`` and ``--epoch`` defaults of ``base.py`` in Meta-knowledge-Lab/DLB).
 DEFAULT_MILESTONE_FRACTIONS = (0.625, 0.75, 0.875)
+
+
+def _field(default: Any = dataclasses.MISSING, *, flag: str | None, fixed: bool = False, factory: Any = None):
+    """A RunConfig field, declared with its ``augbench train`` flag (None: it has none and must keep its
+    default) and whether an experiment file may set it under ``fixed`` (``augbench.tune.grid.FIXED_FIELDS``)."""
+    metadata = {"flag": flag, "fixed": fixed}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -37,33 +46,38 @@ class RunConfig:
     other fields.
     """
 
-    dataset: str = "fashion_mnist"
-    model: str = "cifar_resnet8"
-    method: str = "ce"
-    method_args: dict[str, Any] = field(default_factory=dict)
-    recipe: str = "baseline"
-    epochs: int = 5
-    budget: str = "epochs"
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "multistep"
-    milestones: list[int] = field(default_factory=list)
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    seed: int = 0
-    val_fraction: float = 0.1
-    train_subset: int | None = None
-    image_size: int | None = None
-    label_noise: str | None = None
-    channels_last: bool = True
-    bf16: bool = False
-    eval_batch_size: int = 1000
-    protocol: str | None = None
+    dataset: str = _field("fashion_mnist", flag="--dataset")
+    model: str = _field("cifar_resnet8", flag="--model")
+    method: str = _field("ce", flag="--method")
+    method_args: dict[str, Any] = _field(flag="--method-arg", factory=dict)
+    recipe: str = _field("baseline", flag="--recipe")
+    epochs: int = _field(5, flag="--epochs")
+    budget: str = _field("epochs", flag="--budget")
+    batch_size: int = _field(64, flag="--batch-size", fixed=True)
+    lr: float = _field(0.05, flag="--lr", fixed=True)
+    momentum: float = _field(0.9, flag="--momentum", fixed=True)
+    nesterov: bool = _field(True, flag=None)
+    weight_decay: float = _field(5e-4, flag="--weight-decay", fixed=True)
+    schedule: str = _field("multistep", flag="--schedule", fixed=True)
+    milestones: list[int] = _field(flag="--milestones", fixed=True, factory=list)
+    gamma: float = _field(0.1, flag="--gamma", fixed=True)
+    warmup_epochs: float = _field(0.0, flag="--warmup-epochs", fixed=True)
+    seed: int = _field(0, flag="--seed")
+    val_fraction: float = _field(0.1, flag="--val-fraction")
+    train_subset: int | None = _field(None, flag="--train-subset")
+    image_size: int | None = _field(None, flag="--image-size")
+    label_noise: str | None = _field(None, flag="--label-noise")
+    channels_last: bool = _field(True, flag="--channels-last", fixed=True)
+    bf16: bool = _field(False, flag="--bf16", fixed=True)
+    eval_batch_size: int = _field(1000, flag=None)
+    protocol: str | None = _field(None, flag="--protocol")
     #: BatchNorm statistics over every rank's shard (DDP, CUDA); per rank when false.
-    sync_bn: bool = False
+    sync_bn: bool = _field(False, flag="--sync-bn")
+
+    @classmethod
+    def flag(cls, name: str) -> str:
+        """The ``augbench train`` flag of field ``name`` (``--eval-batch-size`` style for one without a flag)."""
+        return FIELD_FLAGS.get(name) or "--" + name.replace("_", "-")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,26 +98,26 @@ class RunConfig:
     def validate(self) -> None:
         """Checks values that need no data or registry; raises UsageError naming the flag."""
         checks = [
-            (self.epochs >= 1, "--epochs", "an integer >= 1"),
-            (self.batch_size >= 2, "--batch-size", "an integer >= 2"),
-            (self.lr > 0, "--lr", "a number > 0"),
-            (0 <= self.momentum < 1, "--momentum", "a number in [0, 1)"),
-            (self.weight_decay >= 0, "--weight-decay", "a number >= 0"),
-            (self.schedule in SCHEDULES, "--schedule", " or ".join(SCHEDULES)),
-            (self.budget in BUDGETS, "--budget", " or ".join(BUDGETS)),
-            (0 < self.gamma <= 1, "--gamma", "a number in (0, 1]"),
-            (0 <= self.warmup_epochs < self.epochs, "--warmup-epochs", "a number in [0, --epochs)"),
-            (0 <= self.val_fraction < 1, "--val-fraction", "a number in [0, 1)"),
-            (self.train_subset is None or self.train_subset >= 1, "--train-subset", "an integer >= 1"),
-            (self.image_size is None or 8 <= self.image_size <= 4096, "--image-size",
+            (self.epochs >= 1, "epochs", "an integer >= 1"),
+            (self.batch_size >= 2, "batch_size", "an integer >= 2"),
+            (self.lr > 0, "lr", "a number > 0"),
+            (0 <= self.momentum < 1, "momentum", "a number in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay", "a number >= 0"),
+            (self.schedule in SCHEDULES, "schedule", " or ".join(SCHEDULES)),
+            (self.budget in BUDGETS, "budget", " or ".join(BUDGETS)),
+            (0 < self.gamma <= 1, "gamma", "a number in (0, 1]"),
+            (0 <= self.warmup_epochs < self.epochs, "warmup_epochs", "a number in [0, --epochs)"),
+            (0 <= self.val_fraction < 1, "val_fraction", "a number in [0, 1)"),
+            (self.train_subset is None or self.train_subset >= 1, "train_subset", "an integer >= 1"),
+            (self.image_size is None or 8 <= self.image_size <= 4096, "image_size",
              "an integer in [8, 4096], or none for the data set's native size"),
-            (self.eval_batch_size >= 1, "--eval-batch-size", "an integer >= 1"),
-            (all(0 < m < self.epochs for m in self.milestones), "--milestones",
+            (self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1"),
+            (all(0 < m < self.epochs for m in self.milestones), "milestones",
              "epoch numbers in [1, --epochs - 1] (a decay at or after the last epoch never takes effect)"),
         ]
-        for ok, flag, accepted in checks:
+        for ok, name, accepted in checks:
             if not ok:
-                raise UsageError(f"{flag}: got {getattr(self, flag[2:].replace('-', '_'))!r}; accepted: {accepted}")
+                raise FieldError(name, f"{self.flag(name)}: got {getattr(self, name)!r}; accepted: {accepted}")
 
     def resolved_milestones(self) -> list[int]:
         if self.milestones:
@@ -115,6 +129,12 @@ class RunConfig:
         if self.schedule != "multistep" or self.milestones:
             return self
         return dataclasses.replace(self, milestones=self.resolved_milestones())
+
+
+#: Field name -> its ``augbench train`` flag, for every RunConfig field that has one.
+FIELD_FLAGS: dict[str, str] = {f.name: f.metadata["flag"] for f in dataclasses.fields(RunConfig) if f.metadata["flag"]}
+#: Fields an experiment file may set for every cell under ``fixed``, in declaration order.
+FIXED_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunConfig) if f.metadata["fixed"])
 
 
 def default_milestones(epochs: int) -> list[int]:

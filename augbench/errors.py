@@ -11,3 +11,15 @@ class UsageError(Exception):
 
 class DataError(UsageError):
     """A data set could not be found or read."""
+
+
+class FieldError(UsageError):
+    """Bad value of one run configuration field (``augbench.config.RunConfig``).
+
+    ``field`` is the field's name, so that a caller that read the value from elsewhere (an experiment file's
+    ``fixed.lr``, a protocol) can say where it came from without parsing the message.
+    """
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field

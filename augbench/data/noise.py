@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from augbench.errors import UsageError
+from augbench.errors import FieldError, UsageError
 
 __all__ = ["NOISE_KINDS", "add_label_noise", "parse_label_noise"]
 
@@ -36,7 +36,7 @@ def _check_rate(rate, shown) -> float:
     except (TypeError, ValueError):
         r = float("nan")
     if math.isnan(r) or not (0.0 <= r < 1.0):
-        raise UsageError(f"--label-noise: rate {shown!r} is out of range; accepted: {_ACCEPTED}")
+        raise FieldError("label_noise", f"--label-noise: rate {shown!r} is out of range; accepted: {_ACCEPTED}")
     return r
 
 
@@ -50,7 +50,7 @@ def parse_label_noise(text: str | None) -> tuple[str, float] | None:
     kind, sep, rate_text = s.partition(":")
     kind = kind.strip()
     if not sep or kind not in NOISE_KINDS:
-        raise UsageError(f"--label-noise: got {text!r}; accepted: {_ACCEPTED}")
+        raise FieldError("label_noise", f"--label-noise: got {text!r}; accepted: {_ACCEPTED}")
     try:
         rate = float(rate_text)
     except ValueError:
@@ -70,7 +70,7 @@ def add_label_noise(
     independently with probability ``rate``.  Output is int64.
     """
     if kind not in NOISE_KINDS:
-        raise UsageError(f"--label-noise: unknown kind {kind!r}; accepted: {_ACCEPTED}")
+        raise FieldError("label_noise", f"--label-noise: unknown kind {kind!r}; accepted: {_ACCEPTED}")
     rate = _check_rate(rate, rate)
     labels = torch.as_tensor(labels)
     if labels.dim() != 1 or labels.dtype.is_floating_point:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from augbench.errors import DataError, UsageError
+from augbench.errors import DataError, FieldError
 
 __all__ = [
     "DATASETS",
@@ -114,7 +114,7 @@ def list_datasets() -> list[str]:
 def check_image_size(image_size: int | None) -> None:
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
                                    or not 8 <= image_size <= 4096):
-        raise UsageError(f"--image-size: got {image_size!r}; accepted: an integer in [8, 4096], or omit it "
+        raise FieldError("image_size", f"--image-size: got {image_size!r}; accepted: an integer in [8, 4096], or omit it "
                          "for the data set's native size")
 
 
@@ -128,7 +128,7 @@ def load_dataset(name: str, data_root: str | None = None, download: bool = False
     """
     loader = DATASETS.get(name)
     if loader is None:
-        raise UsageError(f"--dataset: unknown data set {name!r}; registered: {', '.join(list_datasets())}")
+        raise FieldError("dataset", f"--dataset: unknown data set {name!r}; registered: {', '.join(list_datasets())}")
     check_image_size(image_size)
     ds = loader(data_root, download, image_size)
     if image_size is not None and tuple(ds.train_images.shape[2:]) != (image_size, image_size):

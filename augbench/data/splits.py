@@ -13,7 +13,7 @@ import operator
 
 import torch
 
-from augbench.errors import UsageError
+from augbench.errors import FieldError
 
 __all__ = ["stratified_split", "stratified_subset"]
 
@@ -49,8 +49,8 @@ def stratified_split(
     except (TypeError, ValueError):
         f = float("nan")
     if not (0.0 <= f < 1.0):
-        raise UsageError(
-            f"--val-fraction: got {val_fraction!r}; expected a number with 0 <= F < 1 (e.g. 0.1)"
+        raise FieldError(
+            "val_fraction", f"--val-fraction: got {val_fraction!r}; expected a number with 0 <= F < 1 (e.g. 0.1)"
         )
     labels = _as_labels(labels, "stratified_split")
     n = labels.numel()
@@ -91,8 +91,9 @@ def stratified_subset(indices: torch.Tensor, labels: torch.Tensor, n: int, seed:
     except TypeError:
         k = None
     if isinstance(n, bool) or k is None or not (1 <= k <= m):
-        raise UsageError(
-            f"--train-subset: got {n!r}; expected an integer from 1 to {m} (the training examples available)"
+        raise FieldError(
+            "train_subset",
+            f"--train-subset: got {n!r}; expected an integer from 1 to {m} (the training examples available)",
         )
     n = k
     if n == m:

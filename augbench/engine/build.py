@@ -28,7 +28,7 @@ from augbench.data.loader import TrainLoader, mix_seed
 from augbench.engine import distributed
 from augbench.engine.budget import plan_budget
 from augbench.engine.distributed import SINGLE, World
-from augbench.errors import UsageError
+from augbench.errors import FieldError, UsageError
 from augbench.methods import Method, create_method
 
 
@@ -96,7 +96,7 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
     dev = resolve_device(device)
     distributed.check_request(world, config.batch_size, config.sync_bn, str(dev))
     if config.bf16 and (problem := bf16_problem(dev)):
-        raise UsageError(f"--bf16: {problem}; accepted: a device with native bfloat16 (leave out --bf16)")
+        raise FieldError("bf16", f"--bf16: {problem}; accepted: a device with native bfloat16 (leave out --bf16)")
     noise = parse_label_noise(config.label_noise)
     method_cls_args = dict(config.method_args)
     ds = load_dataset(config.dataset, data_root=data_root, download=download, image_size=config.image_size)
@@ -128,7 +128,7 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
     if config.train_subset is not None:
         train_idx = stratified_subset(train_idx, ds.train_labels, config.train_subset, config.seed)
     if len(train_idx) < config.batch_size:
-        raise UsageError(f"--batch-size {config.batch_size}: larger than the training set ({len(train_idx)} samples)")
+        raise FieldError("batch_size", f"--batch-size {config.batch_size}: larger than the training set ({len(train_idx)} samples)")
     train_labels = ds.train_labels[train_idx]
     noise_info = None
     if noise is not None:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from augbench.errors import UsageError
+from augbench.errors import FieldError, UsageError
 
 #: Seconds a rank waits for the rendezvous and, later, for the other ranks in a collective.
 DEFAULT_TIMEOUT = 300.0
@@ -84,7 +84,7 @@ def check_request(world: World, batch_size: int, sync_bn: bool, device: str | No
     if not world.enabled:
         return
     if batch_size % world.size:
-        raise UsageError(f"--batch-size {batch_size}: the global batch must divide by the world size "
+        raise FieldError("batch_size", f"--batch-size {batch_size}: the global batch must divide by the world size "
                          f"{world.size} (torchrun's processes); accepted: a multiple of {world.size}")
 
 
@@ -92,7 +92,7 @@ def check_mixing(world: World, batch_size: int) -> None:
     """Batch mixing pairs samples within a rank's shard (timm's flip pairing): the shard must be even."""
     shard = batch_size // world.size
     if world.enabled and shard % 2:
-        raise UsageError(f"--batch-size {batch_size}: each of the {world.size} ranks would mix {shard} samples "
+        raise FieldError("batch_size", f"--batch-size {batch_size}: each of the {world.size} ranks would mix {shard} samples "
                          f"and batch mixing needs an even number; accepted: a multiple of {2 * world.size}")
 
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import nn
 
-from augbench.errors import UsageError
+from augbench.errors import FieldError, UsageError
 
 
 class Mixer(Protocol):
@@ -115,7 +115,7 @@ class Method:
     def check_arg(self, key: str, ok: bool, accepted: str) -> None:
         """Raises UsageError naming the argument when ``ok`` is false (a value out of its range)."""
         if not ok:
-            raise UsageError(f"--method-arg {key}={self.args[key]}: method '{self.name}' accepts {key} {accepted}")
+            raise FieldError("method_args", f"--method-arg {key}={self.args[key]}: method '{self.name}' accepts {key} {accepted}")
 
     def setup(self, num_train: int, device: torch.device) -> None:
         """Called once before training with the training-set size and the device."""

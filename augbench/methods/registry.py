@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from augbench.errors import UsageError
+from augbench.errors import FieldError
 from augbench.methods.base import Method
 
 METHODS: dict[str, type[Method]] = {}
@@ -24,7 +24,7 @@ def list_methods() -> list[str]:
 
 def get_method(name: str) -> type[Method]:
     if name not in METHODS:
-        raise UsageError(f"--method {name}: unknown method (accepted: {', '.join(list_methods())})")
+        raise FieldError("method", f"--method {name}: unknown method (accepted: {', '.join(list_methods())})")
     return METHODS[name]
 
 

@@ -15,14 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from augbench.config import RunConfig
+from augbench.config import FIXED_FIELDS, RunConfig
 from augbench.methods import METHODS
 from augbench.tune.pruning import PrunerSpec
 from augbench.tune.space import Param
 
-#: Training hyperparameters an experiment may fix for every cell (each has an ``augbench train`` flag).
-FIXED_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "milestones", "gamma",
-                "warmup_epochs", "channels_last", "bf16")
 #: Training hyperparameters a search space may vary (``milestones`` is a list, which Optuna cannot choose).
 SEARCHABLE_FIELDS = tuple(f for f in FIXED_FIELDS if f != "milestones")
 CLEAN = "clean"

@@ -12,7 +12,6 @@ experiment file's field.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from augbench.engine import build
@@ -34,8 +33,7 @@ def check_configs(experiment: Experiment) -> None:
             config.validate()
             create_method(method, 10, config.method_args)
         except (UsageError, ValueError, TypeError) as err:
-            flag = re.match(r"--([a-z-]+)", str(err))
-            name = flag.group(1).replace("-", "_") if flag else None
+            name = getattr(err, "field", None)  # a FieldError names the RunConfig field
             if name in experiment.fixed and not params:
                 where = f"fixed.{name}"
             elif name in top_level and not params:
@@ -66,8 +64,7 @@ def preflight(experiment: Experiment, data_root: str | None = None) -> None:
         try:
             build(config, data_root=data_root, device="cpu")
         except UsageError as err:
-            flag = re.match(r"--([a-z-]+)", str(err))
-            name = flag.group(1).replace("-", "_") if flag else None
+            name = getattr(err, "field", None)  # a FieldError names the RunConfig field
             if name in ("dataset", "train_subset", "val_fraction", "image_size", "epochs", "budget"):
                 where = name
             elif name in experiment.fixed:

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from typing import Any
 
-from augbench.config import RunConfig
-
-#: RunConfig field -> ``augbench train`` flag. Fields without a flag must keep their defaults.
-TRAIN_FLAGS = {
-    "dataset": "--dataset", "model": "--model", "method": "--method", "recipe": "--recipe",
-    "epochs": "--epochs", "budget": "--budget", "batch_size": "--batch-size", "lr": "--lr",
-    "momentum": "--momentum", "weight_decay": "--weight-decay", "schedule": "--schedule",
-    "milestones": "--milestones", "gamma": "--gamma", "warmup_epochs": "--warmup-epochs", "seed": "--seed",
-    "val_fraction": "--val-fraction", "train_subset": "--train-subset", "label_noise": "--label-noise",
-    "image_size": "--image-size",
-    # Recorded with the run; every value it gave is also written out as a flag above, which wins.
-    "protocol": "--protocol",
-}
+from augbench.config import FIELD_FLAGS, RunConfig
 
 
 def _text(value: Any) -> str:
@@ -25,22 +14,31 @@ def _text(value: Any) -> str:
 
 
 def train_command(config: RunConfig, out: str) -> list[str]:
-    """``["augbench", "train", ...]`` giving exactly ``config``, writing into ``out``."""
+    """``["augbench", "train", ...]`` giving exactly ``config``, writing into ``out``.
+
+    Every field's flag comes from RunConfig's declaration (``FIELD_FLAGS``); a field without a flag must keep
+    its default; ``sync_bn`` belongs to a torchrun command. A protocol is recorded with the run; every value it gave is also written out as a flag,
+    which wins over it.
+    """
     default = RunConfig()
-    for name in ("nesterov", "eval_batch_size"):
-        if getattr(config, name) != getattr(default, name):
-            raise ValueError(f"{name}={getattr(config, name)!r} has no augbench train flag")
     command = ["augbench", "train"]
-    for name, flag in TRAIN_FLAGS.items():
-        value = getattr(config, name)
-        if value is None or value == []:
-            continue
-        command += [flag, *map(_text, value)] if isinstance(value, list) else [flag, _text(value)]
-    for key, value in config.method_args.items():
-        command += ["--method-arg", f"{key}={_text(value)}"]
-    command.append("--channels-last" if config.channels_last else "--no-channels-last")
-    if config.bf16:
-        command.append("--bf16")
+    for spec in dataclasses.fields(RunConfig):
+        name, value = spec.name, getattr(config, spec.name)
+        if name == "sync_bn":
+            continue  # only under torchrun, whose command the worker writes (it adds --sync-bn there)
+        flag = FIELD_FLAGS.get(name)
+        if flag is None:
+            if value != getattr(default, name):
+                raise ValueError(f"{name}={value!r} has no augbench train flag")
+        elif isinstance(value, dict):
+            command += [item for key, v in value.items() for item in (flag, f"{key}={_text(v)}")]
+        elif isinstance(value, bool):
+            if getattr(default, name):  # a flag that is on by default is written either way (--no-...)
+                command.append(flag if value else "--no-" + flag[2:])
+            elif value:
+                command.append(flag)
+        elif value is not None and value != []:
+            command += [flag, *map(_text, value)] if isinstance(value, list) else [flag, _text(value)]
     return [*command, "--out", out]
 
 
