@@ -82,6 +82,13 @@ def test_light_modules_load_no_torch(module):
     assert out.strip() == "[]"
 
 
+def test_augbench_help_loads_no_torch():
+    code = ("import sys; from augbench.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_the_graph_command_prints_the_parts_and_passes_its_check():
     run = subprocess.run([sys.executable, "-m", "augbench.devtools.imports", "--check"], capture_output=True,
                          text=True)
