@@ -62,9 +62,9 @@ def test_estimate_adds_up_from_its_probes(tmp_path):
     assert est.forward_samples == pytest.approx(FORWARD)
     assert {(p.method, p.forward_samples_per_step) for p in est.probes} == {("ce", 64.0), ("dlb", 128.0)}
     ce, dlb = sorted(est.probes, key=lambda p: p.method)
-    # Training seconds: every run's planned steps at its probe's seconds per step: CE 4 final runs x 8 steps;
-    # DLB search 3 x 8 (epochs) + 3 x 4 (samples), final 2 x 8 + 2 x 4.
-    steps = {"ce": 4 * 8, "dlb": 3 * 8 + 3 * 4 + 2 * 8 + 2 * 4}
+    # Training seconds: every run's planned steps at its probe's seconds per step: CE 2 final runs x 8 steps (its
+    # samples-budget run would repeat the epochs run); DLB search 3 x 8 (epochs) + 3 x 4 (samples), final 2 x 8 + 2 x 4.
+    steps = {"ce": 2 * 8, "dlb": 3 * 8 + 3 * 4 + 2 * 8 + 2 * 4}
     assert est.train_seconds == pytest.approx(steps["ce"] * ce.seconds_per_step + steps["dlb"] * dlb.seconds_per_step)
     assert est.seconds == pytest.approx(est.train_seconds + est.eval_seconds + est.setup_seconds)
     # Evaluated images: the validation split every epoch plus the test set twice, per run.
