@@ -71,6 +71,14 @@ def bench(session):
 
 
 @nox.session(python=PYTHON)
+def pilot(session):
+    """The protocol pilot: seed-to-seed spread against cost for candidate Fashion-MNIST settings (docs/pilot.md)."""
+    session.run("bash", "scripts/setup-system.sh", external=True)
+    _install(session, extra=None)
+    session.run("python", "scripts/pilot.py", *session.posargs, env={"WANDB_MODE": "disabled"})
+
+
+@nox.session(python=PYTHON)
 def pruning_savings(session):
     """The same small Fashion-MNIST search with and without its pruner: epochs trained in each."""
     session.run("bash", "scripts/setup-system.sh", external=True)

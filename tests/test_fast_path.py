@@ -131,15 +131,15 @@ class _HostReads(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("method", ["ce", "dlb", "pskd", "cskd", "lsr", "tfkd_reg"])
-@pytest.mark.parametrize("recipe", ["cutout", "mixup"])
+@pytest.mark.parametrize("method,recipe", [(m, "mixup") for m in ("ce", "dlb", "pskd", "cskd", "lsr", "tfkd_reg")]
+                         + [("dlb", "cutout")])
 def test_the_step_loop_reads_nothing_back_per_step(tmp_path, small_config, method, recipe):
-    setup = build(small_config(method=method, recipe=recipe, batch_size=16, train_subset=1600))
+    setup = build(small_config(method=method, recipe=recipe, batch_size=16, train_subset=960))
     run = Run(setup, tmp_path, progress=False, log=lambda _: None)
     with _HostReads() as reads:
         metrics = run._train_epoch(0)
     steps = metrics["step"]
-    assert steps == 100
+    assert steps == 60 > FINITE_CHECK_EVERY
     # Per epoch: the finite checks (one per FINITE_CHECK_EVERY steps and one at the end) and the final sums.
     assert reads.count <= 4 * (steps // FINITE_CHECK_EVERY + 1) + 8, reads.count
 
@@ -176,12 +176,12 @@ def test_bf16_problem_names_what_is_missing():
 
 
 def test_bench_prints_json_with_every_measurement(capsys):
-    assert main(["bench", "--dataset", "synthetic", "--recipes", "baseline", "autoaugment", "--methods", "ce", "dlb",
+    assert main(["bench", "--dataset", "synthetic", "--recipes", "autoaugment", "--methods", "ce", "dlb",
                  "--steps", "2", "--workers", "0", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model_only"]["batch"] > 0
-    assert set(result["data_path"]) == {"baseline", "autoaugment"}
-    assert set(result["end_to_end"]) == {"baseline/ce", "baseline/dlb", "autoaugment/ce", "autoaugment/dlb"}
+    assert set(result["data_path"]) == {"autoaugment"}  # sample ops in the loader, then batch ops on the device
+    assert set(result["end_to_end"]) == {"autoaugment/ce", "autoaugment/dlb"}
     assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in result["end_to_end"].values())
     assert result["dlb_step"]["ratio"] > 0
 
