@@ -28,6 +28,7 @@ exactly what it drew before the rank existed.
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Iterator
 from typing import Protocol
@@ -163,6 +164,13 @@ class TrainLoader:
         self._keys = _EpochKeys()
         self._dataloader: DataLoader | None = None
         self._generator = torch.Generator(device=self.device)
+
+    def close(self) -> None:
+        """Stops the worker processes now. Idle persistent workers left for garbage collection still wake up
+        and take time slices from the training threads: on 2 cores, 2 idle workers cost a run of another
+        recipe in the same process about a quarter of its throughput (measured with ``augbench bench``)."""
+        self._dataloader = None
+        gc.collect()  # the DataLoader's iterator, and with it the workers, may sit in a reference cycle
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         """The global batches of ``epoch``: the same on every rank."""

@@ -135,6 +135,8 @@ def data_path_rates(recipe_name: str, config: RunConfig, ds, device: torch.devic
 
     rates = {"batched": _rate(batched, device, batches), "per_sample": _rate(per_sample, device, max(3, batches // 4))}
     rates["ratio"] = rates["batched"] / rates["per_sample"]
+    epoch.clear()
+    loader.close()  # its workers would slow every later measurement
     return rates
 
 
@@ -174,6 +176,7 @@ def end_to_end_rate(config: RunConfig, device: torch.device, workers: int, steps
         run._train_epoch(0)  # warm-up: worker start, first allocations, DLB's first step (nothing to replay)
         run.s = dataclasses.replace(run.s, steps_per_epoch=steps)
         metrics = run._train_epoch(1)
+    setup.loader.close()
     return {"forward_samples_per_second": metrics["images_per_second"], "seconds": metrics["epoch_seconds"]}
 
 

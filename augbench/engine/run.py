@@ -324,6 +324,8 @@ class Run:
             status, reason, resumable = "failed", _rank_failure(self.world, err, len(self.history)), True
             # Every rank says why it stopped (torchrun shows all ranks' stderr); rank 0 also records it.
             print(f"augbench train: run failed: {reason}", file=sys.stderr, flush=True)
+        finally:
+            s.loader.close()  # the next run in this process (a grid's) must not share the cores with idle workers
         record = result_record(self, status, reason)
         if resumable:
             record["resumable"] = True
