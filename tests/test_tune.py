@@ -317,8 +317,8 @@ def running_with_checkpoint(storage_name: str, out: Path, experiment: str = "tin
 
 
 def test_interrupted_tune_resumes_and_does_only_what_was_missing(tmp_path, capsys):
-    # 12 short epochs: the third run stays in progress for seconds, long enough to be interrupted mid-run.
-    path = write_experiment(tmp_path, epochs=12, methods=["ce"], search={}, final={"seeds": [0, 1, 2]})
+    # 30 short epochs: the third run stays in progress for several seconds, long enough to be interrupted mid-run.
+    path = write_experiment(tmp_path, epochs=30, methods=["ce"], search={}, final={"seeds": [0, 1, 2]})
     expected = expected_slots(searched=False, seeds=(0, 1, 2))
     out = tmp_path / "out"
     journal = str(out / "optuna.journal")
@@ -351,7 +351,7 @@ def test_interrupted_tune_resumes_and_does_only_what_was_missing(tmp_path, capsy
     retry = after[interrupted][-1][2]
     assert retry["resumed_from_epoch"] >= 1 and retry["retry_of"] == before[interrupted][-1][0]
     metrics = (out / interrupted[1] / interrupted[0] / interrupted[2] / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(m)["epoch"] for m in metrics] == list(range(1, 13))
+    assert [json.loads(m)["epoch"] for m in metrics] == list(range(1, 31))
 
 
 # -- PostgreSQL: several workers, a killed worker ------------------------------------------------
