@@ -231,7 +231,8 @@ def _run_protocols(args) -> int:
 
 def _add_experiment_args(p, storage_help: str) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT.yaml", help="experiment file (see recipes/experiments/)")
-    p.add_argument("--out", default=None, help="output folder (default: runs/<experiment name>)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/NAME, or runs/GROUP/NAME for an experiment "
+                                                        "with a group)")
     p.add_argument("--storage", default=None, metavar="URL|FILE", help=storage_help)
 
 

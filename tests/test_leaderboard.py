@@ -315,6 +315,22 @@ def test_settings_are_never_pooled(tmp_path):
     assert {t.setting.label_noise for t in board.tables} == {"clean", "sym:0.4"}
 
 
+def test_experiments_of_one_group_share_tables_and_others_do_not(tmp_path):
+    """A map split into experiment files (each short enough for one sitting) builds one set of tables."""
+    part_a = [dict(r, experiment="map_a", group="map") for r in standard_records("baseline")]
+    part_b = [dict(r, experiment="map_b", group="map") for r in standard_records("cutout")]
+    alone = [dict(r, experiment="other") for r in standard_records("mixup")]
+    write_records(tmp_path / "runs" / "map_a", part_a)
+    write_records(tmp_path / "runs" / "map_b", part_b)
+    write_records(tmp_path / "runs" / "other", alone)
+    board = aggregate(load_records(str(tmp_path / "runs")))
+    recipes = {t.setting.experiment: set(t.recipes) for t in board.tables}
+    assert recipes == {"map": {"baseline", "cutout"}, "other": {"mixup"}}
+    # The interaction of cutout with DLB pairs the runs of the two files by seed.
+    (table,) = [t for t in board.tables if t.setting.experiment == "map"]
+    assert ("cifar_resnet8", "cutout", "dlb") in table.interactions
+
+
 def test_search_trials_are_left_out_and_plain_runs_accepted(tmp_path):
     records = standard_records()
     records.append(make_record(method="ce", seed=0, test_acc=10.0, phase="search"))

@@ -155,10 +155,10 @@ def test_bad_protocol_or_budget_in_an_experiment_names_the_field(fields, where):
     assert str(err.value).startswith("exp.yaml") and where in str(err.value)
 
 
-EXPERIMENTS = sorted(Path("recipes/experiments").glob("*.yaml"))
+EXPERIMENTS = sorted(Path("recipes/experiments").rglob("*.yaml"))  # a group's parts sit in subfolders
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[str(p.relative_to("recipes/experiments")) for p in EXPERIMENTS])
 def test_shipped_experiments_that_compare_methods_use_both_budgets(path):
     exp = load_experiment(path)
     if len(exp.methods) > 1:

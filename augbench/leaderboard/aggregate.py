@@ -68,7 +68,9 @@ _PLAIN_RECIPES = ("baseline", "none", "standard")
 class Setting:
     """What must match for runs to be comparable; one table each.
 
-    ``experiment`` is part of it: two experiments may tune the same cell differently.
+    ``experiment`` is part of it: two experiments may tune the same cell differently. It is the record's
+    ``group`` where it has one: the experiment files a large map is split into (each short enough to run in
+    one sitting) name one group, and their runs fill one set of tables.
     """
 
     experiment: str
@@ -426,9 +428,11 @@ def natural_key(name: str) -> list:
 
 
 def experiment_command(name: str, copy: str | None) -> str:
-    """The command that reruns experiment ``name``: its file in the recipes, else the copy tune wrote."""
-    path = EXPERIMENTS_DIR / f"{name}.yaml"
-    return command_line(["augbench", "tune", str(path) if path.is_file() or copy is None else copy])
+    """The command that reruns experiment ``name``: its file in the recipes (a group's parts sit in a
+    subfolder), else the copy tune wrote."""
+    found = sorted(EXPERIMENTS_DIR.rglob(f"{name}.yaml")) if EXPERIMENTS_DIR.is_dir() else []
+    path = found[0] if found else EXPERIMENTS_DIR / f"{name}.yaml"
+    return command_line(["augbench", "tune", str(path) if found or copy is None else copy])
 
 
 def method_order(methods: set[str]) -> list[str]:
@@ -443,7 +447,7 @@ def recipe_order(recipes: set[str]) -> list[str]:
 
 def _setting(record: dict[str, Any], origin: str) -> Setting:
     try:
-        return Setting(experiment=str(record.get("experiment") or ""), dataset=str(record["dataset"]),
+        return Setting(experiment=str(record.get("group") or record.get("experiment") or ""), dataset=str(record["dataset"]),
                        label_noise=noise_label(record.get("label_noise")),
                        budget=str(record.get("budget", "epochs")), epochs=int(record.get("epochs") or 0),
                        train_size=int(record.get("train_size") or 0))

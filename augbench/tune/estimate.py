@@ -272,7 +272,7 @@ def dry_run(experiment_path: str, *, out: str | None = None, data_root: str | No
 
     _check_throughput(throughput)
     experiment = load_experiment(experiment_path)
-    out_dir = Path(out) if out else Path("runs") / experiment.name
+    out_dir = Path(out) if out else experiment.default_out()
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir}: exists and is not a folder")
     est = estimate(experiment, data_root=data_root, device=device, throughput=throughput, log=lambda _: None)

@@ -115,6 +115,11 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     if not NAME_PATTERN.match(name):
         top.fail("name", name, "a name of letters, digits, '_', '.', '-' (it names folders and studies)")
     description = top.get("description", "", kind=str, accepted="text")
+    # Experiments of one group (say, the files a large map is split into) share the leaderboard's tables.
+    group = top.get("group", name, kind=str, accepted="a name of letters, digits, '_', '.', '-'")
+    if not NAME_PATTERN.match(group):
+        top.fail("group", group, "a name of letters, digits, '_', '.', '-' (experiments that share it share "
+                                 "leaderboard tables)")
     dataset = top.get("dataset", kind=str, accepted=", ".join(list_datasets()))
     if dataset not in list_datasets():
         top.fail("dataset", dataset, ", ".join(list_datasets()))
@@ -221,12 +226,12 @@ def parse_experiment(data: Any, source: str) -> Experiment:
     if processes < 1:
         ddp.fail(ddp.path("nproc_per_node"), processes, "an integer >= 1, the processes of each run")
     ddp.finish(("nproc_per_node",))
-    top.finish(("name", "description", "protocol", "dataset", "train_subset", "val_fraction", "image_size", "backbones",
+    top.finish(("name", "group", "description", "protocol", "dataset", "train_subset", "val_fraction", "image_size", "backbones",
                 "recipes", "methods", "label_noise", "budget", "epochs", "fixed", "method_args", "search", "final",
                 "retries", "heartbeat", "loader_workers", "wandb", "ddp"))
 
     experiment = Experiment(
-        name=name, source=source, description=description, dataset=dataset, train_subset=train_subset,
+        name=name, group=group, source=source, description=description, dataset=dataset, train_subset=train_subset,
         image_size=image_size,
         val_fraction=float(val_fraction), backbones=backbones, recipes=recipes, methods=methods,
         label_noise=label_noise, budgets=budgets, epochs=epochs, fixed=fixed, method_args=method_args,

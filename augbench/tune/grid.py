@@ -69,6 +69,7 @@ class Experiment:
     methods: list[str]
     epochs: int
     description: str = ""
+    group: str = ""  # the leaderboard pools the runs of experiments with one group into one set of tables
     train_subset: int | None = None
     val_fraction: float = 0.1
     image_size: int | None = None
@@ -103,6 +104,10 @@ class Experiment:
         return (budget == "samples" and "epochs" in self.budgets and method in METHODS
                 and METHODS[method].forward_passes_per_sample == 1)
 
+    def default_out(self) -> Path:
+        """runs/NAME, or runs/GROUP/NAME for a part of a group, so that one folder holds the group's runs."""
+        return Path("runs") / self.name if self.group in ("", self.name) else Path("runs") / self.group / self.name
+
     def space_for(self, method: str) -> dict[str, Param]:
         return self.space.get(method, {})
 
@@ -124,7 +129,8 @@ class Experiment:
             if self.protocol else {}  # absent without one, so definitions written before protocols keep their hash
         return {
             **protocol,
-            "name": self.name, "description": self.description, "dataset": self.dataset,
+            "name": self.name, "group": self.group or self.name, "description": self.description,
+            "dataset": self.dataset,
             "train_subset": self.train_subset, "val_fraction": self.val_fraction, "image_size": self.image_size,
             "backbones": list(self.backbones), "recipes": list(self.recipes), "methods": list(self.methods),
             "label_noise": [noise or CLEAN for noise in self.label_noise],
@@ -145,7 +151,7 @@ class Experiment:
     def definition(self) -> dict[str, Any]:
         """What determines the runs and the plan; workers must agree on it (not on logging or heartbeats)."""
         d = self.to_dict()
-        for operational in ("description", "heartbeat", "loader_workers", "wandb"):
+        for operational in ("group", "description", "heartbeat", "loader_workers", "wandb"):
             d.pop(operational)
         return d
 

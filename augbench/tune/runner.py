@@ -52,7 +52,7 @@ from augbench.tune.worker import Interrupted, Worker
 
 
 def _out_dir(experiment: Experiment, out: str | None) -> Path:
-    return Path(out) if out else Path("runs") / experiment.name
+    return Path(out) if out else experiment.default_out()
 
 
 def _storage_name(storage: str | None, out: Path) -> str:
