@@ -17,20 +17,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from augbench.registry import registrar
+
 #: (run configuration, total epochs) -> factor(progress in epochs)
 ScheduleFactory = Callable[[Any, float], Callable[[float], float]]
 SCHEDULES: dict[str, ScheduleFactory] = {}
 
 
-def register_schedule(name: str):
-    """Decorator: makes a schedule factory available as ``schedule: NAME`` and ``--schedule NAME``."""
-    def wrap(fn: ScheduleFactory) -> ScheduleFactory:
-        if name in SCHEDULES and SCHEDULES[name] is not fn:
-            raise ValueError(f"schedule '{name}' registered twice")
-        SCHEDULES[name] = fn
-        return fn
-
-    return wrap
+#: Decorator: ``@register_schedule(NAME)`` makes a schedule factory available as ``schedule: NAME`` and
+#: ``--schedule NAME``.
+register_schedule = registrar(SCHEDULES, "schedule")
 
 
 def _warmup(config, progress: float) -> float:

@@ -210,3 +210,50 @@ def test_a_plugin_that_fails_to_load_is_an_error_naming_it(installed_plugin, tmp
     monkeypatch.setitem(sys.modules, "augbench_example_plugin", None)  # its import now fails
     with pytest.raises(UsageError, match=r"plugin 'example' \(augbench_example_plugin"):
         plugins.load_plugins()
+
+
+# -- one rule for every registry ------------------------------------------------------------------
+
+def _registries():
+    """(registry, register a name -> object) for every registry augbench has."""
+    from augbench.augment.ops import OPS, register_op
+    from augbench.data.registry import DATASETS, register_dataset
+    from augbench.data.samplers import SAMPLERS, register_sampler
+    from augbench.leaderboard.metrics import METRICS, Metric, register
+    from augbench.methods.registry import METHODS, register_method
+
+    def metric(name, obj):
+        return register(Metric(name, "a metric", "a metric", "test_acc", "%", higher_is_better=True)
+                        if obj is None else obj)
+
+    def method(name, obj):
+        return register_method(obj if obj is not None else type("M", (METHODS["ce"],), {"name": name}))
+
+    return {
+        "schedule": (SCHEDULES, lambda n, o: register_schedule(n)(o or (lambda c, e: (lambda p: 1.0)))),
+        "replay mix policy": (REPLAY_MIX_POLICIES, lambda n, o: register_replay_mix(n)(o or (lambda *a: a))),
+        "augmentation op": (OPS, lambda n, o: register_op(n, "sample")(o or (lambda **a: (lambda x: x)))),
+        "data set": (DATASETS, lambda n, o: register_dataset(n)(o or (lambda r, d, s: None))),
+        "sampler": (SAMPLERS, lambda n, o: register_sampler(n)(o or (lambda p, b, g: [p]))),
+        "metric": (METRICS, metric),
+        "method": (METHODS, method),
+    }
+
+
+@pytest.mark.parametrize("what", list(_registries()))
+def test_every_registry_refuses_a_second_entry_under_a_taken_name(what):
+    # imports: the registries of every layer, gathered where the test runs
+    table, register = _registries()[what]
+    name = "test_registry_entry"
+    try:
+        first = register(name, None)
+        assert table[name] is first
+        assert register(name, first) is first  # the same object again (a module imported twice): harmless
+        with pytest.raises(ValueError, match=f"{what} '{name}' is already registered"):
+            register(name, None)
+        assert table[name] is first  # the built-in (or first) entry is kept
+    finally:
+        table.pop(name, None)
+        if what == "augmentation op":
+            from augbench.augment.ops import OP_KINDS
+            OP_KINDS.pop(name, None)

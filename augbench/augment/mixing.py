@@ -35,6 +35,7 @@ import torch
 from timm.data.mixup import cutmix_bbox_and_lam, one_hot
 
 from augbench.augment.ops import require
+from augbench.registry import registrar
 
 
 @dataclass(frozen=True)
@@ -145,15 +146,8 @@ ReplayMix = Callable[[Callable[..., Any], torch.Tensor, torch.Tensor, Any], tupl
 REPLAY_MIX_POLICIES: dict[str, ReplayMix] = {}
 
 
-def register_replay_mix(name: str):
-    """Decorator: makes a replay mixing policy available as a recipe's ``dlb_mix: NAME``."""
-    def wrap(fn: ReplayMix) -> ReplayMix:
-        if name in REPLAY_MIX_POLICIES and REPLAY_MIX_POLICIES[name] is not fn:
-            raise ValueError(f"replay mix policy '{name}' registered twice")
-        REPLAY_MIX_POLICIES[name] = fn
-        return fn
-
-    return wrap
+#: Decorator: ``@register_replay_mix(NAME)`` makes a replay mixing policy available as a recipe's ``dlb_mix: NAME``.
+register_replay_mix = registrar(REPLAY_MIX_POLICIES, "replay mix policy")
 
 
 @register_replay_mix("shared")

@@ -35,6 +35,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from augbench.registry import add
+
 Op = Callable[..., torch.Tensor]
 OPS: dict[str, Callable[..., Op]] = {}
 #: ``"batch"`` or ``"sample"`` for every registered op (see the module docstring).
@@ -70,9 +72,7 @@ def register_op(name: str, kind: str = "sample"):
         raise ValueError(f"augmentation op '{name}': kind {kind!r}; accepted: {', '.join(KINDS)}")
 
     def wrap(factory):
-        if name in OPS:
-            raise ValueError(f"augmentation op '{name}' registered twice")
-        OPS[name] = factory
+        add(OPS, name, factory, "augmentation op")
         OP_KINDS[name] = kind
         return factory
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from augbench.errors import DataError, FieldError
+from augbench.registry import registrar
 
 __all__ = [
     "DATASETS",
@@ -94,16 +95,8 @@ Loader = Callable[[str | None, bool, int | None], ImageDataset]
 DATASETS: dict[str, Loader] = {}
 
 
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator registering ``fn(root, download, image_size) -> ImageDataset`` under ``name``."""
-
-    def deco(fn: Loader) -> Loader:
-        if name in DATASETS and DATASETS[name] is not fn:
-            raise ValueError(f"data set {name!r} is already registered")
-        DATASETS[name] = fn
-        return fn
-
-    return deco
+#: Decorator: ``@register_dataset(NAME)`` registers ``fn(root, download, image_size) -> ImageDataset``.
+register_dataset = registrar(DATASETS, "data set")
 
 
 def list_datasets() -> list[str]:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import torch
 
+from augbench.registry import add
+
 BatchSampler = Callable[[torch.Tensor, int, torch.Generator], list[torch.Tensor]]
 SAMPLERS: dict[str, BatchSampler] = {}
 #: Sampler name -> number of aligned blocks in each of its batches (see :func:`shard`).
@@ -24,10 +26,9 @@ SAMPLER_BLOCKS: dict[str, int] = {}
 
 
 def register_sampler(name: str, blocks: int = 1):
+    """Decorator: makes a batch sampler available as ``--sampler NAME``; ``blocks``: see :func:`shard`."""
     def wrap(fn: BatchSampler) -> BatchSampler:
-        if name in SAMPLERS:
-            raise ValueError(f"sampler '{name}' registered twice")
-        SAMPLERS[name] = fn
+        add(SAMPLERS, name, fn, "sampler")
         SAMPLER_BLOCKS[name] = blocks
         return fn
 

@@ -13,7 +13,7 @@ Four measurements, each after a warm-up, on one data set, backbone and batch siz
    (the loader of a real run), and their ratio; with ``kornia`` installed,
    Kornia's batched equivalents of the single ops are measured alongside;
 3. **end to end**: forward samples per second of the real training loop
-   (``Run._train_epoch``: loader, method, optimizer) for each recipe x
+   (``engine.timing.time_training``: loader, method, optimizer) for each recipe x
    method, and its ratio to the model-only rate at the method's batch;
 4. **DLB's step** against a CE step on a batch of 2n (DLB forwards n new and
    n replayed samples per step).
@@ -25,7 +25,6 @@ machine; absolute rates are this machine's at this moment.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +37,8 @@ from augbench.augment.ops import OPS
 from augbench.config import RunConfig
 from augbench.data import load_dataset
 from augbench.data.loader import normalize
-from augbench.engine.run import Run, bf16_problem, build, resolve_device
+from augbench.engine.run import bf16_problem, build, resolve_device
+from augbench.engine.timing import time_training
 from augbench.losses import soft_cross_entropy
 from augbench.methods import Batch
 
@@ -170,14 +170,12 @@ def kornia_rates(ds, device: torch.device, batch_size: int, batches: int) -> dic
 def end_to_end_rate(config: RunConfig, device: torch.device, workers: int, steps: int) -> dict[str, float]:
     """Forward samples/s of the engine's own training loop (loader, method, optimizer) over ``steps`` steps."""
     setup = build(config, device=str(device), num_workers=workers)
-    with tempfile.TemporaryDirectory() as folder:
-        run = Run(dataclasses.replace(setup, steps_per_epoch=3, planned_steps=10**9), folder, progress=False,
-                  log=lambda _: None)
-        run._train_epoch(0)  # warm-up: worker start, first allocations, DLB's first step (nothing to replay)
-        run.s = dataclasses.replace(run.s, steps_per_epoch=steps)
-        metrics = run._train_epoch(1)
-    setup.loader.close()
-    return {"forward_samples_per_second": metrics["images_per_second"], "seconds": metrics["epoch_seconds"]}
+    try:
+        timed = time_training(setup, steps, warmup_steps=3)
+    finally:
+        setup.loader.close()
+    return {"forward_samples_per_second": timed["forward_samples_per_second"],
+            "seconds": timed["seconds_per_step"] * steps}
 
 
 def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int) -> dict[str, float]:

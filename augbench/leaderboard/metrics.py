@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from augbench.registry import add
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -57,9 +59,8 @@ METRICS: dict[str, Metric] = {}
 
 
 def register(metric: Metric) -> Metric:
-    if metric.name in METRICS:
-        raise ValueError(f"metric {metric.name!r} is registered twice")
-    METRICS[metric.name] = metric
+    """Makes ``metric`` a choice of ``--metric``, of the page's metric selector and of every output."""
+    add(METRICS, metric.name, metric, "metric")
     return metric
 
 

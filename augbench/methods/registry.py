@@ -6,15 +6,14 @@ from typing import Any
 
 from augbench.errors import FieldError
 from augbench.methods.base import Method
+from augbench.registry import add
 
 METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: makes ``cls`` available under ``cls.name``."""
-    if cls.name in METHODS:
-        raise ValueError(f"method '{cls.name}' registered twice")
-    METHODS[cls.name] = cls
+    add(METHODS, cls.name, cls, "method")
     return cls
 
 

@@ -7,7 +7,7 @@ distinct (backbone, method, recipe) one short probe builds the run as a
 worker would (``engine.build``), takes ``WARMUP_STEPS`` training steps (first
 allocations, DLB's first step with nothing to replay) and then times
 ``PROBE_STEPS`` more through the engine's own loop (loader, method,
-optimizer); per backbone it times the engine's evaluation (``Run._evaluate``)
+optimizer; ``engine.timing.time_training``); per backbone it times the engine's evaluation (``time_evaluation``)
 on a slice of the validation set. One run of a cell is then estimated as
 
     seconds = set-up + planned_steps * seconds_per_step + evaluated_images * seconds_per_eval_image,
@@ -35,7 +35,6 @@ and sets it beside the actual wall time.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,8 @@ from typing import Any
 
 from augbench.engine.budget import plan_budget
 from augbench.engine.record import device_name, now_iso
-from augbench.engine.run import Run, build, resolve_device
+from augbench.engine.run import build, resolve_device
+from augbench.engine.timing import time_evaluation, time_training
 from augbench.errors import UsageError
 from augbench.run_folder import ESTIMATE_FILE, write_json_atomic
 from augbench.tune.experiment import load_experiment
@@ -132,17 +132,9 @@ def probe_training(config, *, data_root: str | None, device: str) -> tuple[Probe
     start = time.perf_counter()
     setup = build(config, data_root=data_root, device=device)
     setup_seconds = time.perf_counter() - start
-    with tempfile.TemporaryDirectory(prefix="augbench-probe-") as folder:
-        # The engine's own epoch loop, cut to a few steps: one epoch of WARMUP_STEPS, then one of PROBE_STEPS.
-        run = Run(dataclasses.replace(setup, steps_per_epoch=WARMUP_STEPS, planned_steps=10**9), Path(folder),
-                  progress=False, log=lambda _: None)
-        run._train_epoch(0)
-        before = run.forward_samples
-        run.s = dataclasses.replace(run.s, steps_per_epoch=PROBE_STEPS)
-        metrics = run._train_epoch(1)
-        forwarded = run.forward_samples - before
-    probe = Probe(config.model, config.method, str(config.recipe), metrics["epoch_seconds"] / PROBE_STEPS,
-                  forwarded / PROBE_STEPS, setup.steps_per_epoch, setup.method.forward_passes_per_sample,
+    timed = time_training(setup, PROBE_STEPS, warmup_steps=WARMUP_STEPS)
+    probe = Probe(config.model, config.method, str(config.recipe), timed["seconds_per_step"],
+                  timed["forward_samples_per_step"], setup.steps_per_epoch, setup.method.forward_passes_per_sample,
                   setup_seconds)
     return probe, setup
 
@@ -155,16 +147,7 @@ def evaluated_images(num_epochs: int, val_size: int, test_size: int) -> int:
 def probe_evaluation(setup) -> float:
     """Seconds per image of the engine's evaluation, timed on a slice of the validation set."""
 
-    images, labels = setup.val if len(setup.val[1]) else setup.test
-    count = min(EVAL_PROBE_IMAGES, len(labels))
-    with tempfile.TemporaryDirectory(prefix="augbench-probe-") as folder:
-        run = Run(dataclasses.replace(setup, val=(images[:64], labels[:64])), Path(folder), progress=False,
-                  log=lambda _: None)
-        run._evaluate("val")  # warm-up
-        run.s = dataclasses.replace(run.s, val=(images[:count], labels[:count]))
-        start = time.perf_counter()
-        run._evaluate("val")
-        return (time.perf_counter() - start) / max(count, 1)
+    return time_evaluation(setup, EVAL_PROBE_IMAGES)
 
 
 def _check_throughput(throughput: float | None) -> None:

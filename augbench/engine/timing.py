@@ -1,0 +1,49 @@
+"""Timing the engine's own loops on a few steps: what ``augbench bench`` and ``augbench tune --dry-run`` measure.
+
+Both time the real training loop (loader, method, optimizer, the same code a run executes) on a built setup,
+cut to a few steps, and the real evaluation on a slice of images. The first steps of a process are slower
+than the rest (workers start, allocations, oneDNN kernels are created for each new shape and dtype, DLB's
+first step has nothing to replay), so each measurement runs warm-up steps first and times only the steps after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from augbench.engine.run import Run
+
+
+def time_training(setup: Any, steps: int, warmup_steps: int = 3) -> dict[str, float]:
+    """Trains ``warmup_steps`` untimed steps of ``setup`` (from ``engine.build``), then ``steps`` timed ones.
+
+    Returns ``seconds_per_step``, ``forward_samples_per_step`` and ``forward_samples_per_second``.
+    """
+    with tempfile.TemporaryDirectory(prefix="augbench-timing-") as folder:
+        run = Run(dataclasses.replace(setup, steps_per_epoch=warmup_steps, planned_steps=10**9), Path(folder),
+                  progress=False, log=lambda _: None)
+        run._train_epoch(0)
+        before = run.forward_samples
+        run.s = dataclasses.replace(run.s, steps_per_epoch=steps)
+        metrics = run._train_epoch(1)
+        forwarded = run.forward_samples - before
+    return {"seconds_per_step": metrics["epoch_seconds"] / steps, "forward_samples_per_step": forwarded / steps,
+            "forward_samples_per_second": forwarded / metrics["epoch_seconds"]}
+
+
+def time_evaluation(setup: Any, images: int) -> float:
+    """Seconds per image of the engine's evaluation over the first ``images`` validation (else test) images,
+    after an untimed warm-up batch."""
+    data, labels = setup.val if len(setup.val[1]) else setup.test
+    count = min(images, len(labels))
+    with tempfile.TemporaryDirectory(prefix="augbench-timing-") as folder:
+        run = Run(dataclasses.replace(setup, val=(data[:64], labels[:64])), Path(folder), progress=False,
+                  log=lambda _: None)
+        run._evaluate("val")  # warm-up
+        run.s = dataclasses.replace(run.s, val=(data[:count], labels[:count]))
+        start = time.perf_counter()
+        run._evaluate("val")
+        return (time.perf_counter() - start) / max(count, 1)
