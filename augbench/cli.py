@@ -326,6 +326,8 @@ def _add_leaderboard(sub) -> None:
                    help="an experiment or run folder (runs/NAME), an Optuna storage URL or journal file, or "
                         "wandb:ENTITY/PROJECT (online)")
     b.add_argument("--out", default="leaderboard", help="leaderboard folder (default: %(default)s)")
+    b.add_argument("--notes", default=None, metavar="FILE",
+                   help="a Markdown file shown under the pages' introduction (how the protocol was chosen, say)")
     b.add_argument("--metric", choices=METRICS, default="test_acc",
                    help="; ".join(f"{m.name}: {m.label}" for m in METRICS.values())
                         + " (default: %(default)s; index.html switches between all of them)")
@@ -338,7 +340,9 @@ def _run_leaderboard(args) -> int:
     command = ["augbench", "leaderboard", "build", "--from", args.source, "--out", args.out]
     if args.metric != "test_acc":
         command += ["--metric", args.metric]
-    result = build(args.source, args.out, metric=args.metric, command=command)
+    if args.notes:
+        command += ["--notes", args.notes]
+    result = build(args.source, args.out, metric=args.metric, command=command, notes=args.notes)
     cells = result.board.cells
     incomplete = sum(not c.complete for c in cells)
     print(f"leaderboard: {len(cells)} cells in {len(result.board.tables)} table(s) from "

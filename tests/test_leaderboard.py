@@ -444,6 +444,31 @@ def test_rebuild_replaces_stale_entries_and_keeps_other_files(tmp_path, capsys):
     assert (out / "index.html").read_text() == before
 
 
+def test_notes_appear_under_the_introduction_of_both_pages(tmp_path, capsys):
+    notes = tmp_path / "pilot.md"
+    notes.write_text("## How the protocol was chosen\n\n| candidate | CE |\n|---|---|\n| r8-54k-8ep <b> | 91.4 |\n")
+    out = tmp_path / "board"
+    source = write_records(tmp_path / "exp", standard_records())
+    assert main(["leaderboard", "build", "--from", str(source), "--out", str(out), "--notes", str(notes)]) == 0
+    readme = (out / "README.md").read_text()
+    assert "## How the protocol was chosen" in readme and "| r8-54k-8ep <b> | 91.4 |" in readme
+    assert readme.index("How the protocol was chosen") < readme.index("## quickstart")
+    assert f"--notes {notes}" in readme  # the build command that is recorded
+    page = (out / "index.html").read_text()
+    assert "r8-54k-8ep &lt;b&gt;" in page
+
+
+@pytest.mark.parametrize("notes", ["missing.md", "empty.md"])
+def test_unreadable_or_empty_notes_exit_2_and_write_nothing(tmp_path, capsys, notes):
+    (tmp_path / "empty.md").write_text("  \n")
+    out = tmp_path / "board"
+    source = write_records(tmp_path / "exp", standard_records())
+    path = tmp_path / notes
+    assert main(["leaderboard", "build", "--from", str(source), "--out", str(out), "--notes", str(path)]) == 2
+    assert f"--notes {path}" in capsys.readouterr().err
+    assert not out.exists()
+
+
 # -- sources ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source", ["{tmp}/nowhere", "ftp:/x", "wandb:just-a-project", "{tmp}/empty",

@@ -336,6 +336,7 @@ class Leaderboard:
     metric: str
     build_command: str | None = None
     budget_pairs: list[BudgetPair] = field(default_factory=list)
+    notes: str = ""  # Markdown from `build --notes FILE`, shown under the pages' introduction
     _other_metrics: dict[str, Leaderboard] = field(default_factory=dict, repr=False)
 
     @property

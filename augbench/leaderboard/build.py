@@ -67,18 +67,36 @@ def _move_in(staging: Path, out: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
-def build(source: str, out: str | Path, *, metric: str = "test_acc", command: list[str] | None = None) -> BuildResult:
+def read_notes(path: str | Path | None) -> str:
+    """The Markdown of ``--notes FILE`` (how the protocol was chosen, say), or "" without one."""
+    if path is None:
+        return ""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"--notes {path}: cannot read it ({getattr(err, 'strerror', None) or err}); "
+                         "accepted: a UTF-8 Markdown file") from None
+    if not text.strip():
+        raise UsageError(f"--notes {path}: the file is empty; accepted: a UTF-8 Markdown file with the notes")
+    return text.strip()
+
+
+def build(source: str, out: str | Path, *, metric: str = "test_acc", command: list[str] | None = None,
+          notes: str | Path | None = None) -> BuildResult:
     """Reads records from ``source`` and writes the leaderboard into ``out``; UsageError on bad input.
 
     ``command`` is the command line that asked for this build, recorded in the pages (with the source as the
-    source reports itself, so a storage password never reaches a published page).
+    source reports itself, so a storage password never reaches a published page). ``notes``: a Markdown file
+    the pages show under their introduction (README.md as it is, index.html as preformatted text).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
+    notes_text = read_notes(notes)
     loaded = load_records(source)
     shown = None if command is None else shlex.join(loaded.source if arg == source else arg for arg in command)
     board = aggregate(loaded, metric=metric, build_command=shown)
+    board.notes = notes_text
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -466,6 +466,7 @@ mark differences whose interval excludes zero (better/worse in the metric's dire
 whether the mark survives Holm's correction over the whole table; "{DEGENERATE}" marks an interval built from
 identical differences, never marked. <span class="flagged">⚠</span> marks incomplete cells. Click a column header to
 sort.</p>
+{f'<details class="notes" open><summary>Notes</summary><pre>{e(board.notes)}</pre></details>' if board.notes else ""}
 </header>
 <nav class="filters" aria-label="filters">{filters}<span id="shown" aria-live="polite"></span></nav>
 <main>{views}{_cost_html(board)}{_provenance_html(board)}</main>

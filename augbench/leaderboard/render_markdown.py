@@ -157,6 +157,8 @@ def render_markdown(board: Leaderboard) -> str:
         "provenance and the commands that reproduce it.",
         "",
     ]
+    if board.notes:
+        out += [board.notes, ""]
     for table in board.tables:
         out += [f"## {md(table.setting.title)}", "", *_table(table, metric), ""]
         if table.gain_family and table.gain_family.shown:
