@@ -49,6 +49,7 @@ CANDIDATES = [
     Candidate("r8-8k-5ep-b64-bf16", "cifar_resnet8", 8000, 5, 64, bf16=True),
     Candidate("r8-20k-8ep-b64-bf16", "cifar_resnet8", 20000, 8, 64, bf16=True),
     Candidate("r8-54k-6ep-b128-bf16", "cifar_resnet8", None, 6, 128, bf16=True, lr=0.1),
+    Candidate("r8-54k-8ep-b128-bf16", "cifar_resnet8", None, 8, 128, bf16=True, lr=0.1),
 ]
 
 

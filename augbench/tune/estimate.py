@@ -50,8 +50,8 @@ from augbench.tune.experiment import load_experiment
 from augbench.tune.grid import Experiment
 from augbench.tune.plan import final_slots, search_slots
 
-WARMUP_STEPS = 1
-PROBE_STEPS = 3
+WARMUP_STEPS = 5
+PROBE_STEPS = 12
 EVAL_PROBE_IMAGES = 1000
 
 
