@@ -23,6 +23,13 @@ from augbench.protocol import list_protocols, load_protocol, resolve_config
 from augbench.schedules import SCHEDULES
 
 
+def _bf16_value(text: str) -> str:
+    """``--bf16 auto``; plain ``--bf16`` (on) takes no value."""
+    if text != "auto":
+        raise argparse.ArgumentTypeError(f"got {text!r}; accepted: auto, or --bf16 alone for on")
+    return text
+
+
 def _positive_int(flag: str):
     def parse(text: str) -> int:
         try:
@@ -121,7 +128,9 @@ def _add_train(sub) -> None:
                    help="download CIFAR or Tiny-ImageNet if missing (nothing else downloads)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help=f"(default: {d.channels_last})")
-    p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast")
+    p.add_argument("--bf16", nargs="?", const=True, default=None, type=_bf16_value, metavar="auto",
+                   help="bfloat16 autocast; --bf16 auto: only where the device runs bfloat16 natively (the record "
+                        "says whether it was used)")
     p.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun (DDP): BatchNorm statistics over all ranks' shards, CUDA only "
                         "(default: per rank)")

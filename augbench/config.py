@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,10 +17,12 @@ BUDGETS = ("epochs", "samples")
 DEFAULT_MILESTONE_FRACTIONS = (0.625, 0.75, 0.875)
 
 
-def _field(default: Any = dataclasses.MISSING, *, flag: str | None, fixed: bool = False, factory: Any = None):
+def _field(default: Any = dataclasses.MISSING, *, flag: str | None, fixed: bool = False, factory: Any = None,
+           accepted: str | None = None):
     """A RunConfig field, declared with its ``augbench train`` flag (None: it has none and must keep its
-    default) and whether an experiment file may set it under ``fixed`` (``augbench.tune.grid.FIXED_FIELDS``)."""
-    metadata = {"flag": flag, "fixed": fixed}
+    default), whether an experiment file may set it under ``fixed`` (``augbench.tune.grid.FIXED_FIELDS``) and,
+    where its type says too little, what values it accepts (``field_accepted``)."""
+    metadata = {"flag": flag, "fixed": fixed, "accepted": accepted}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -68,7 +71,8 @@ class RunConfig:
     image_size: int | None = _field(None, flag="--image-size")
     label_noise: str | None = _field(None, flag="--label-noise")
     channels_last: bool = _field(True, flag="--channels-last", fixed=True)
-    bf16: bool = _field(False, flag="--bf16", fixed=True)
+    #: bfloat16 autocast: true, false, or "auto" (on where the device runs it natively; the record says which).
+    bf16: bool | str = _field(False, flag="--bf16", fixed=True, accepted="true, false or auto")
     eval_batch_size: int = _field(1000, flag=None)
     protocol: str | None = _field(None, flag="--protocol")
     #: BatchNorm statistics over every rank's shard (DDP, CUDA); per rank when false.
@@ -112,6 +116,7 @@ class RunConfig:
             (self.image_size is None or 8 <= self.image_size <= 4096, "image_size",
              "an integer in [8, 4096], or none for the data set's native size"),
             (self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1"),
+            (isinstance(self.bf16, bool) or self.bf16 == "auto", "bf16", field_accepted("bf16")),
             (all(0 < m < self.epochs for m in self.milestones), "milestones",
              "epoch numbers in [1, --epochs - 1] (a decay at or after the last epoch never takes effect)"),
         ]
@@ -148,3 +153,54 @@ def default_milestones(epochs: int) -> list[int]:
     """
     rounded = {math.floor(epochs * fraction + 0.5) for fraction in DEFAULT_MILESTONE_FRACTIONS}
     return sorted(m for m in rounded if 0 < m < epochs)
+
+
+# -- the type of a field's value, as files give it -------------------------------------------------
+
+_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "text", list[int]: "a list of integers"}
+
+
+def _hint(name: str) -> Any:
+    return typing.get_type_hints(RunConfig)[name]
+
+
+def field_accepted(name: str) -> str:
+    """What RunConfig field ``name`` accepts, in words (for error messages)."""
+    spec = next(f for f in dataclasses.fields(RunConfig) if f.name == name)
+    if spec.metadata.get("accepted"):
+        return spec.metadata["accepted"]
+    hint = _hint(name)
+    options = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is not list else []
+    if options:
+        return " or ".join(_WORDS.get(a, str(a)) for a in options) + (", or null" if type(None) in
+                                                                        typing.get_args(hint) else "")
+    return _WORDS.get(hint, str(hint))
+
+
+def field_value(name: str, value: Any) -> tuple[bool, Any]:
+    """Whether ``value`` (from a YAML file) fits RunConfig field ``name``'s type, and the value as the field
+    holds it (an integer for a float field becomes a float). Ranges are ``RunConfig.validate``'s."""
+    return _fits(_hint(name), value)
+
+
+def _fits(hint: Any, value: Any) -> tuple[bool, Any]:
+    def plain_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return plain_int(value), value
+    if hint is float:
+        return plain_int(value) or isinstance(value, float), float(value) if plain_int(value) else value
+    if hint is str:
+        return isinstance(value, str), value
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list) and all(plain_int(v) for v in value), value
+    if value is None:
+        return type(None) in typing.get_args(hint), None
+    for option in (a for a in typing.get_args(hint) if a is not type(None)):
+        ok, typed = _fits(option, value)
+        if ok:
+            return True, typed
+    return False, value

@@ -27,7 +27,6 @@ UsageError naming the file and the field.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from augbench.config import RunConfig
+from augbench.config import RunConfig, field_accepted, field_value
 from augbench.errors import UsageError
 from augbench.lookup import files_by_name, is_path, search_folders
 
@@ -87,39 +86,6 @@ def find_protocol(name_or_path: str) -> Path:
     return known[name_or_path]
 
 
-def _describe(hint: Any) -> str:
-    words = {bool: "true or false", int: "an integer", float: "a number", str: "text", list[int]: "a list of integers"}
-    options = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is not list else []
-    if options:
-        return " or ".join(words.get(a, str(a)) for a in options) + ", or null"
-    return words.get(hint, str(hint))
-
-
-def _typed(hint: Any, value: Any) -> tuple[bool, Any]:
-    """Whether ``value`` fits the RunConfig annotation ``hint``, and the value as the field holds it."""
-    def plain_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return plain_int(value), value
-    if hint is float:
-        return plain_int(value) or isinstance(value, float), float(value) if plain_int(value) else value
-    if hint is str:
-        return isinstance(value, str), value
-    if typing.get_origin(hint) is list:
-        return isinstance(value, list) and all(plain_int(v) for v in value), value
-    options = [a for a in typing.get_args(hint) if a is not type(None)]
-    if value is None:
-        return type(None) in typing.get_args(hint), None
-    for option in options:
-        ok, typed = _typed(option, value)
-        if ok:
-            return True, typed
-    return False, value
-
-
 def load_protocol(name_or_path: str) -> Protocol:
     """Reads and validates a protocol by name (``recipes/protocols/NAME.yaml``) or path."""
     path = find_protocol(name_or_path)
@@ -153,15 +119,14 @@ def _check_settings(settings: Any, path: Path) -> dict[str, Any]:
     allowed = protocol_fields()
     if not isinstance(settings, dict):
         raise UsageError(f"{path}: field 'settings': got {settings!r}; accepted: a mapping of {', '.join(allowed)}")
-    hints = typing.get_type_hints(RunConfig)
     checked = {}
     for key, value in settings.items():
         if key not in allowed:
             raise UsageError(f"{path}: unknown field 'settings.{key}'; accepted: {', '.join(allowed)} (the data set, "
                              f"model, method, recipe, seed and label noise are a run's axes)")
-        ok, typed = _typed(hints[key], value)
+        ok, typed = field_value(key, value)
         if not ok:
-            raise UsageError(f"{path}: field 'settings.{key}': got {value!r}; accepted: {_describe(hints[key])}")
+            raise UsageError(f"{path}: field 'settings.{key}': got {value!r}; accepted: {field_accepted(key)}")
         checked[key] = typed
     try:
         RunConfig(**checked).validate()

@@ -42,7 +42,8 @@ def test_an_experiment_fixes_exactly_the_declared_training_hyperparameters():
               weight_decay=1e-4, schedule="cosine", milestones=[3, 7], gamma=0.2, warmup_epochs=1.5, seed=7,
               val_fraction=0.2, train_subset=500, image_size=40, label_noise="sym:0.2", channels_last=False,
               bf16=True, protocol="cpu_short"),
-], ids=["defaults", "every_flag"])
+    RunConfig(bf16="auto"),
+], ids=["defaults", "every_flag", "bf16_auto"])
 def test_the_reproduce_command_parses_back_to_the_same_configuration(config):
     command = train_command(config, "out")
     args = train_parser().parse_args(command[2:])

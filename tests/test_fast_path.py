@@ -175,6 +175,28 @@ def test_bf16_problem_names_what_is_missing():
     assert problem is None or "avx512_bf16" in problem
 
 
+def test_bf16_auto_uses_bf16_where_the_device_has_it_and_the_record_says_so(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--dataset", "synthetic", "--train-subset", "128", "--epochs", "1", "--bf16", "auto",
+                 "--out", str(out), "--no-progress"]) == 0
+    native = bf16_problem(torch.device("cpu")) is None
+    record = json.loads((out / "result.json").read_text())
+    assert record["hyperparameters"]["bf16"] is native and record["config"]["bf16"] is native
+    assert json.loads((out / "config.json").read_text())["bf16"] == "auto"  # what was asked: reruns resume
+    assert main(["train", "--dataset", "synthetic", "--train-subset", "128", "--epochs", "1", "--bf16", "auto",
+                 "--out", str(out), "--no-progress"]) == 0  # finished: nothing to do, no conflict
+
+
+@pytest.mark.parametrize("argv,where", [
+    (["train", "--dataset", "synthetic", "--bf16", "fast"], "--bf16: got 'fast'; accepted: auto"),
+])
+def test_a_bad_bf16_value_exits_2_naming_the_flag(tmp_path, capsys, argv, where):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--out", str(tmp_path / "r")])
+    assert exit_.value.code == 2 and where in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_bench_prints_json_with_every_measurement(capsys):
     assert main(["bench", "--dataset", "synthetic", "--recipes", "autoaugment", "--methods", "ce", "dlb",
                  "--steps", "2", "--workers", "0", "--json"]) == 0

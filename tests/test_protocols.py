@@ -85,6 +85,7 @@ BAD_PROTOCOLS = [
     ("name: bad\ndescription: x\nsource: y\nsettings: {lr: 0.1, learning_rate: 0.2}\n", "settings.learning_rate"),
     ("name: bad\ndescription: x\nsource: y\nsettings: {lr: fast}\n", "settings.lr"),
     ("name: bad\ndescription: x\nsource: y\nsettings: {dataset: cifar10}\n", "settings.dataset"),
+    ("name: bad\ndescription: x\nsource: y\nsettings: {bf16: sometimes}\n", "settings.bf16"),
     ("name: bad\ndescription: x\nsource: y\nsettings: {epochs: 10, milestones: [5, 12]}\n", "settings.milestones"),
     ("name: bad\ndescription: x\nsettings: {}\n", "'source'"),
     ("name: bad\ndescription: x\nsource: y\nsettings: {}\nseeds: [1]\n", "'seeds'"),

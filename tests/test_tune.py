@@ -130,6 +130,8 @@ BAD_EXPERIMENTS = [
     ({"train_subset": 999999}, "field train_subset"),
     ({"fixed": {"lr": -1}}, "field fixed.lr"),
     ({"fixed": {"nesterov": False}}, "field fixed.nesterov"),
+    ({"fixed": {"bf16": "fast"}}, "field fixed.bf16"),
+    ({"fixed": {"bf16": 1}}, "field fixed.bf16"),
     ({"search": {"trials": 2, "space": {"dlb": {"tau": {"type": "float", "low": 1, "high": 2}}}}},
      "field search.space.dlb.tau"),
     ({"search": {"trials": 2, "space": {"dlb": {"temperature": {"type": "float", "low": 0.0, "high": 2.0}}}}},

@@ -6,6 +6,7 @@ file of a run folder is written, and returns it as a :class:`Setup`.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +96,11 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
     recipe = recipe or load_recipe(config.recipe, dataset=config.dataset)
     dev = resolve_device(device)
     distributed.check_request(world, config.batch_size, config.sync_bn, str(dev))
-    if config.bf16 and (problem := bf16_problem(dev)):
-        raise FieldError("bf16", f"--bf16: {problem}; accepted: a device with native bfloat16 (leave out --bf16)")
+    if config.bf16 == "auto":  # on where it runs natively; the record holds what was used
+        config = dataclasses.replace(config, bf16=bf16_problem(dev) is None)
+    elif config.bf16 and (problem := bf16_problem(dev)):
+        raise FieldError("bf16", f"--bf16: {problem}; accepted: a device with native bfloat16 (leave out --bf16, "
+                                 "or --bf16 auto)")
     noise = parse_label_noise(config.label_noise)
     method_cls_args = dict(config.method_args)
     ds = load_dataset(config.dataset, data_root=data_root, download=download, image_size=config.image_size)

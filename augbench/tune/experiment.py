@@ -67,7 +67,7 @@ import yaml
 
 from augbench import models
 from augbench.augment.recipe import load_recipe
-from augbench.config import BUDGETS, RunConfig
+from augbench.config import BUDGETS, field_accepted, field_value
 from augbench.data import list_datasets, parse_label_noise
 from augbench.errors import UsageError
 from augbench.methods import METHODS, get_method
@@ -293,17 +293,10 @@ def _parse_noise(top: Section, index: int, value: Any) -> str | None:
 
 def _typed_field(section: Section, key: str) -> Any:
     """A RunConfig field's value, with the type of the field's default (a float field takes integers)."""
-    default = getattr(RunConfig(), key)
-    value = section.data[key]
-    if isinstance(default, list):
-        ok = isinstance(value, list) and all(is_kind(v, int) for v in value)
-        accepted = "a list of integers"
-    else:
-        ok = is_kind(value, type(default))
-        accepted = {bool: "true or false", int: "an integer", float: "a number", str: "text"}[type(default)]
+    ok, value = field_value(key, section.data[key])
     if not ok:
-        section.fail(section.path(key), value, accepted)
-    return float(value) if isinstance(default, float) else value
+        section.fail(section.path(key), section.data[key], field_accepted(key))
+    return value
 
 
 def _parse_space(section: Section, method: str) -> dict[str, Param]:
