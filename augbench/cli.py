@@ -12,22 +12,25 @@ import dataclasses
 import json
 import os
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from augbench.config import BUDGETS, DEFAULT_MILESTONE_FRACTIONS, RunConfig
+from augbench.config import RunConfig
 from augbench.errors import UsageError
 from augbench.plugins import load_plugins
 from augbench.protocol import list_protocols, load_protocol, resolve_config
-from augbench.schedules import SCHEDULES
 
 
-def _bf16_value(text: str) -> str:
-    """``--bf16 auto``; plain ``--bf16`` (on) takes no value."""
-    if text != "auto":
-        raise argparse.ArgumentTypeError(f"got {text!r}; accepted: auto, or --bf16 alone for on")
-    return text
+def _word(flag: str, word: str):
+    """The one value a boolean flag may also take (``--bf16 auto``); the flag alone means on."""
+    def parse(text: str) -> str:
+        if text != word:
+            raise argparse.ArgumentTypeError(f"got {text!r}; accepted: {word}, or {flag} alone for on")
+        return text
+
+    return parse
 
 
 def _positive_int(flag: str):
@@ -66,74 +69,51 @@ def parse_key_values(items: list[str], flag: str) -> dict[str, str]:
 
 # -- train -----------------------------------------------------------------------------------------
 
+def _option(spec: dataclasses.Field, default: Any) -> dict[str, Any]:
+    """argparse keywords for RunConfig field ``spec``, from its type and its declaration (``config._field``)."""
+    meta, flag = spec.metadata, spec.metadata["flag"]
+    hint = typing.get_type_hints(RunConfig)[spec.name]
+    shown = f"{default:g}" if isinstance(default, float) else str(default)
+    option: dict[str, Any] = {"default": None, "help": meta["help"].replace("{default}", shown)}
+    if meta["metavar"]:
+        option["metavar"] = meta["metavar"]
+    if meta["choices"]:
+        option["choices"] = meta["choices"]()
+    kinds = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
+    if hint == dict[str, Any]:  # KEY=VALUE pairs, repeatable; parsed by parse_key_values
+        return {**option, "action": "append", "default": []}
+    if bool in kinds and meta["value"]:  # --bf16 (on) or --bf16 auto
+        return {**option, "nargs": "?", "const": True, "type": _word(flag, meta["value"]),
+                "metavar": meta["value"]}
+    if bool in kinds:
+        return {**option, "action": argparse.BooleanOptionalAction if default else "store_true"}
+    if typing.get_origin(hint) is list:
+        return {**option, "nargs": "+", "type": _positive_int(flag) if meta["minimum"] == 1 else int}
+    if int in kinds:
+        return {**option, "type": _positive_int(flag) if meta["minimum"] == 1 else int}
+    if float in kinds:
+        return {**option, "type": _number(flag)}
+    return option
+
+
 def _add_train(sub) -> None:
     d = RunConfig()
     p = sub.add_parser("train", help="train one model with one method and write its result record",
                        description="Train one backbone with one method on one data set; writes config.json, "
                                    "metrics.jsonl, checkpoint.pt and result.json into --out. Rerunning the same "
                                    "command resumes.")
-    # Training settings default to None so that a flag given on the command line can be told from one left
-    # out: left out, the value comes from --protocol, else from RunConfig (shown in the help).
-    p.add_argument("--protocol", default=None, metavar="NAME|PATH",
-                   help="named training settings from recipes/protocols/ (e.g. dlb_paper_cifar, cpu_short); "
-                        "flags given here override them")
-    p.add_argument("--dataset", default=None,
-                   help=f"fashion_mnist, cifar10, cifar100, tiny_imagenet, imagefolder (with --data-root), "
-                        f"synthetic, ... (default: {d.dataset})")
-    p.add_argument("--model", default=None, help=f"an augbench CIFAR model or any timm model (default: the "
-                                                 f"protocol's first backbone, else {d.model})")
-    p.add_argument("--method", default=None, help=f"a registered method, see `augbench methods` (default: {d.method})")
-    p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="a method argument, repeatable (for example temperature=4)")
-    p.add_argument("--recipe", default=None, help=f"augmentation recipe name or YAML path (default: {d.recipe})")
-    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
-                   help=f"(default: {d.epochs}, a short CPU run; the official DLB code trains 240: "
-                        f"--protocol dlb_paper_cifar)")
-    p.add_argument("--budget", choices=BUDGETS, default=None,
-                   help=f"epochs: every method trains --epochs epochs; samples: every method gets the forward "
-                        f"samples CE would use in --epochs (two-view methods train half the epochs) "
-                        f"(default: {d.budget})")
-    official = "the official DLB code's, Meta-knowledge-Lab/DLB base.py"
-    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None,
-                   help=f"(default: {d.batch_size}, {official})")
-    p.add_argument("--lr", type=_number("--lr"), default=None, help=f"(default: {d.lr}, {official})")
-    p.add_argument("--momentum", type=_number("--momentum"), default=None,
-                   help=f"SGD momentum, Nesterov (default: {d.momentum}, {official})")
-    p.add_argument("--weight-decay", type=_number("--weight-decay"), default=None,
-                   help=f"(default: {d.weight_decay}, {official})")
-    p.add_argument("--schedule", choices=SCHEDULES, default=None, help=f"(default: {d.schedule})")
-    fractions = "/".join(f"{100 * f:g}%%" for f in DEFAULT_MILESTONE_FRACTIONS)
-    p.add_argument("--milestones", type=_positive_int("--milestones"), nargs="+", default=None,
-                   help=f"epochs at which multistep decays the rate (default: {fractions} of --epochs, rounded "
-                        f"to distinct epochs: the official DLB code's 150/180/210 of 240 scaled to the run, "
-                        f"Meta-knowledge-Lab/DLB base.py)")
-    p.add_argument("--gamma", type=_number("--gamma"), default=None,
-                   help=f"multistep decay factor (default: {d.gamma}, {official})")
-    p.add_argument("--warmup-epochs", type=_number("--warmup-epochs"), default=None,
-                   help=f"(default: {d.warmup_epochs:g})")
-    p.add_argument("--seed", type=int, default=None, help=f"(default: {d.seed})")
-    p.add_argument("--val-fraction", type=_number("--val-fraction"), default=None,
-                   help=f"(default: {d.val_fraction})")
-    p.add_argument("--train-subset", type=_positive_int("--train-subset"), default=None,
-                   help="train on a stratified subset of N samples")
-    p.add_argument("--image-size", type=_positive_int("--image-size"), default=None, metavar="N",
-                   help="bring every image to NxN: shorter side scaled to N, centre crop (default: the data "
-                        "set's native size)")
-    p.add_argument("--label-noise", default=None, metavar="sym:R|asym:R", help="training-label noise at rate R")
+    # Every RunConfig field with a flag, built from its declaration (augbench.config). Training settings
+    # default to None so that a flag given can be told from one left out: left out, the value comes from
+    # --protocol, else from RunConfig (shown in the help).
+    for spec in dataclasses.fields(RunConfig):
+        if spec.metadata["flag"]:
+            p.add_argument(spec.metadata["flag"], **_option(spec, getattr(d, spec.name)))
     p.add_argument("--out", default=None, help="run folder (default: runs/DATASET_MODEL_RECIPE_METHOD_sSEED)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (an error if there is none)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--data-root", default=None, help="folder with the data set files")
     p.add_argument("--download", action="store_true",
                    help="download CIFAR or Tiny-ImageNet if missing (nothing else downloads)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"(default: {d.channels_last})")
-    p.add_argument("--bf16", nargs="?", const=True, default=None, type=_bf16_value, metavar="auto",
-                   help="bfloat16 autocast; --bf16 auto: only where the device runs bfloat16 natively (the record "
-                        "says whether it was used)")
-    p.add_argument("--sync-bn", action="store_true", default=None,
-                   help="under torchrun (DDP): BatchNorm statistics over all ranks' shards, CUDA only "
-                        "(default: per rank)")
     p.add_argument("--dist-timeout", type=_number("--dist-timeout"), default=300.0, metavar="SECONDS",
                    help="under torchrun: how long a rank waits for the rendezvous and for the other ranks "
                         "(default: 300)")

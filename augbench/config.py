@@ -12,17 +12,28 @@ from augbench.errors import FieldError, UsageError
 from augbench.schedules import SCHEDULES
 
 BUDGETS = ("epochs", "samples")
+_OFFICIAL = "the official DLB code's, Meta-knowledge-Lab/DLB base.py"
 #: Where the official DLB code decays the rate, as fractions of the run: epochs 150, 180 and 210 of 240
 #: (``--milestones`` and ``--epoch`` defaults of ``base.py`` in Meta-knowledge-Lab/DLB).
 DEFAULT_MILESTONE_FRACTIONS = (0.625, 0.75, 0.875)
 
 
 def _field(default: Any = dataclasses.MISSING, *, flag: str | None, fixed: bool = False, factory: Any = None,
-           accepted: str | None = None):
-    """A RunConfig field, declared with its ``augbench train`` flag (None: it has none and must keep its
-    default), whether an experiment file may set it under ``fixed`` (``augbench.tune.grid.FIXED_FIELDS``) and,
-    where its type says too little, what values it accepts (``field_accepted``)."""
-    metadata = {"flag": flag, "fixed": fixed, "accepted": accepted}
+           accepted: str | None = None, help: str = "", minimum: int | None = None, metavar: str | None = None,
+           choices: Any = None, value: str | None = None):
+    """A RunConfig field, declared once; everything else is derived from the declaration.
+
+    - ``flag``: its ``augbench train`` flag (None: it has none and must keep its default); ``augbench.cli``
+      builds the option from the field's type and the keys below, and ``tune.reproduce`` writes it back.
+    - ``fixed``: an experiment file may set it for every cell under ``fixed`` (``tune.grid.FIXED_FIELDS``).
+    - ``accepted``: what it accepts, where its type says too little (``field_accepted``).
+    - ``help``: the flag's help; ``{default}`` stands for the default value.
+    - ``minimum``: the least integer the flag accepts; ``metavar``: the flag's placeholder; ``choices``: a
+      function returning the accepted names (a registry's current keys); ``value``: the one word a boolean
+      flag also takes (``--bf16 auto``).
+    """
+    metadata = {"flag": flag, "fixed": fixed, "accepted": accepted, "help": help, "minimum": minimum,
+                "metavar": metavar, "choices": choices, "value": value}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -49,34 +60,61 @@ class RunConfig:
     other fields.
     """
 
-    dataset: str = _field("fashion_mnist", flag="--dataset")
-    model: str = _field("cifar_resnet8", flag="--model")
-    method: str = _field("ce", flag="--method")
-    method_args: dict[str, Any] = _field(flag="--method-arg", factory=dict)
-    recipe: str = _field("baseline", flag="--recipe")
-    epochs: int = _field(5, flag="--epochs")
-    budget: str = _field("epochs", flag="--budget")
-    batch_size: int = _field(64, flag="--batch-size", fixed=True)
-    lr: float = _field(0.05, flag="--lr", fixed=True)
-    momentum: float = _field(0.9, flag="--momentum", fixed=True)
+    dataset: str = _field("fashion_mnist", flag="--dataset",
+                          help="fashion_mnist, cifar10, cifar100, tiny_imagenet, imagefolder (with --data-root), "
+                               "synthetic, ... (default: {default})")
+    model: str = _field("cifar_resnet8", flag="--model",
+                        help="an augbench CIFAR model or any timm model (default: the protocol's first backbone, "
+                             "else {default})")
+    method: str = _field("ce", flag="--method", help="a registered method, see `augbench methods` (default: {default})")
+    method_args: dict[str, Any] = _field(flag="--method-arg", factory=dict, metavar="KEY=VALUE",
+                                         help="a method argument, repeatable (for example temperature=4)")
+    recipe: str = _field("baseline", flag="--recipe", help="augmentation recipe name or YAML path (default: {default})")
+    epochs: int = _field(5, flag="--epochs", minimum=1,
+                         help="(default: {default}, a short CPU run; the official DLB code trains 240: "
+                              "--protocol dlb_paper_cifar)")
+    budget: str = _field("epochs", flag="--budget", choices=lambda: BUDGETS,
+                         help="epochs: every method trains --epochs epochs; samples: every method gets the forward "
+                              "samples CE would use in --epochs (two-view methods train half the epochs) "
+                              "(default: {default})")
+    batch_size: int = _field(64, flag="--batch-size", fixed=True, minimum=1, help="(default: {default}, " + _OFFICIAL + ")")
+    lr: float = _field(0.05, flag="--lr", fixed=True, help="(default: {default}, " + _OFFICIAL + ")")
+    momentum: float = _field(0.9, flag="--momentum", fixed=True,
+                             help="SGD momentum, Nesterov (default: {default}, " + _OFFICIAL + ")")
     nesterov: bool = _field(True, flag=None)
-    weight_decay: float = _field(5e-4, flag="--weight-decay", fixed=True)
-    schedule: str = _field("multistep", flag="--schedule", fixed=True)
-    milestones: list[int] = _field(flag="--milestones", fixed=True, factory=list)
-    gamma: float = _field(0.1, flag="--gamma", fixed=True)
-    warmup_epochs: float = _field(0.0, flag="--warmup-epochs", fixed=True)
-    seed: int = _field(0, flag="--seed")
-    val_fraction: float = _field(0.1, flag="--val-fraction")
-    train_subset: int | None = _field(None, flag="--train-subset")
-    image_size: int | None = _field(None, flag="--image-size")
-    label_noise: str | None = _field(None, flag="--label-noise")
-    channels_last: bool = _field(True, flag="--channels-last", fixed=True)
+    weight_decay: float = _field(5e-4, flag="--weight-decay", fixed=True, help="(default: {default}, " + _OFFICIAL + ")")
+    schedule: str = _field("multistep", flag="--schedule", fixed=True, choices=lambda: tuple(SCHEDULES),
+                           help="(default: {default})")
+    milestones: list[int] = _field(flag="--milestones", fixed=True, factory=list, minimum=1,
+                                   help="epochs at which multistep decays the rate (default: "
+                                        + "/".join(f"{100 * f:g}%%" for f in DEFAULT_MILESTONE_FRACTIONS)
+                                        + " of --epochs, rounded to distinct epochs: the official DLB code's "
+                                          "150/180/210 of 240 scaled to the run, Meta-knowledge-Lab/DLB base.py)")
+    gamma: float = _field(0.1, flag="--gamma", fixed=True,
+                          help="multistep decay factor (default: {default}, " + _OFFICIAL + ")")
+    warmup_epochs: float = _field(0.0, flag="--warmup-epochs", fixed=True, help="(default: {default})")
+    seed: int = _field(0, flag="--seed", help="(default: {default})")
+    val_fraction: float = _field(0.1, flag="--val-fraction", help="(default: {default})")
+    train_subset: int | None = _field(None, flag="--train-subset", minimum=1,
+                                      help="train on a stratified subset of N samples")
+    image_size: int | None = _field(None, flag="--image-size", minimum=1, metavar="N",
+                                    help="bring every image to NxN: shorter side scaled to N, centre crop (default: "
+                                         "the data set's native size)")
+    label_noise: str | None = _field(None, flag="--label-noise", metavar="sym:R|asym:R",
+                                     help="training-label noise at rate R")
+    channels_last: bool = _field(True, flag="--channels-last", fixed=True, help="(default: {default})")
     #: bfloat16 autocast: true, false, or "auto" (on where the device runs it natively; the record says which).
-    bf16: bool | str = _field(False, flag="--bf16", fixed=True, accepted="true, false or auto")
+    bf16: bool | str = _field(False, flag="--bf16", fixed=True, accepted="true, false or auto", value="auto",
+                              help="bfloat16 autocast; --bf16 auto: only where the device runs bfloat16 natively "
+                                   "(the record says whether it was used)")
     eval_batch_size: int = _field(1000, flag=None)
-    protocol: str | None = _field(None, flag="--protocol")
+    protocol: str | None = _field(None, flag="--protocol", metavar="NAME|PATH",
+                                  help="named training settings from recipes/protocols/ (e.g. dlb_paper_cifar, "
+                                       "fmnist_map); flags given here override them")
     #: BatchNorm statistics over every rank's shard (DDP, CUDA); per rank when false.
-    sync_bn: bool = _field(False, flag="--sync-bn")
+    sync_bn: bool = _field(False, flag="--sync-bn",
+                           help="under torchrun (DDP): BatchNorm statistics over all ranks' shards, CUDA only "
+                                "(default: per rank)")
 
     @classmethod
     def flag(cls, name: str) -> str:
