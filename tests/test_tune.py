@@ -324,8 +324,11 @@ def test_interrupted_tune_resumes_and_does_only_what_was_missing(tmp_path, capsy
     expected = expected_slots(searched=False, seeds=(0, 1, 2))
     out = tmp_path / "out"
     journal = str(out / "optuna.journal")
+    # SIGINT at its default in the child: a shell's background job starts with it ignored, and Python then
+    # installs no KeyboardInterrupt handler (the interrupt would go unnoticed and the tune run to its end).
     proc = subprocess.Popen([sys.executable, "-m", "augbench", "tune", str(path), "--out", str(out), "--no-wandb"],
-                            env=env_for_subprocess(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env_for_subprocess(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt once two runs have finished and a third is between epochs.
     def ready():
         slots = trials_by_slot(journal) if Path(journal).exists() else {}

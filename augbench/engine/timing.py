@@ -20,17 +20,18 @@ from augbench.engine.run import Run
 def time_training(setup: Any, steps: int, warmup_steps: int = 3) -> dict[str, float]:
     """Trains ``warmup_steps`` untimed steps of ``setup`` (from ``engine.build``), then ``steps`` timed ones.
 
-    Returns ``seconds_per_step``, ``forward_samples_per_step`` and ``forward_samples_per_second``.
+    Returns ``seconds_per_step``, ``forward_samples_per_step`` and ``forward_samples_per_second``. A training
+    set with fewer batches than asked for gives fewer steps (one epoch's worth); the rates are per step taken.
     """
     with tempfile.TemporaryDirectory(prefix="augbench-timing-") as folder:
         run = Run(dataclasses.replace(setup, steps_per_epoch=warmup_steps, planned_steps=10**9), Path(folder),
                   progress=False, log=lambda _: None)
         run._train_epoch(0)
-        before = run.forward_samples
+        before, step = run.forward_samples, run.step
         run.s = dataclasses.replace(run.s, steps_per_epoch=steps)
         metrics = run._train_epoch(1)
-        forwarded = run.forward_samples - before
-    return {"seconds_per_step": metrics["epoch_seconds"] / steps, "forward_samples_per_step": forwarded / steps,
+        forwarded, taken = run.forward_samples - before, max(run.step - step, 1)
+    return {"seconds_per_step": metrics["epoch_seconds"] / taken, "forward_samples_per_step": forwarded / taken,
             "forward_samples_per_second": forwarded / metrics["epoch_seconds"]}
 
 
