@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from augbench.config import RunConfig
+from augbench.config import RunConfig, field_hint
 from augbench.errors import UsageError
 from augbench.plugins import load_plugins
 from augbench.protocol import list_protocols, load_protocol, resolve_config
@@ -72,7 +72,7 @@ def parse_key_values(items: list[str], flag: str) -> dict[str, str]:
 def _option(spec: dataclasses.Field, default: Any) -> dict[str, Any]:
     """argparse keywords for RunConfig field ``spec``, from its type and its declaration (``config._field``)."""
     meta, flag = spec.metadata, spec.metadata["flag"]
-    hint = typing.get_type_hints(RunConfig)[spec.name]
+    hint = field_hint(spec.name)
     shown = f"{default:g}" if isinstance(default, float) else str(default)
     option: dict[str, Any] = {"default": None, "help": meta["help"].replace("{default}", shown)}
     if meta["metavar"]:
@@ -87,10 +87,11 @@ def _option(spec: dataclasses.Field, default: Any) -> dict[str, Any]:
                 "metavar": meta["value"]}
     if bool in kinds:
         return {**option, "action": argparse.BooleanOptionalAction if default else "store_true"}
+    integer = _positive_int(flag) if meta["minimum"] == 1 else int
     if typing.get_origin(hint) is list:
-        return {**option, "nargs": "+", "type": _positive_int(flag) if meta["minimum"] == 1 else int}
+        return {**option, "nargs": "+", "type": integer}
     if int in kinds:
-        return {**option, "type": _positive_int(flag) if meta["minimum"] == 1 else int}
+        return {**option, "type": integer}
     if float in kinds:
         return {**option, "type": _number(flag)}
     return option

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
@@ -198,8 +199,14 @@ def default_milestones(epochs: int) -> list[int]:
 _WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "text", list[int]: "a list of integers"}
 
 
-def _hint(name: str) -> Any:
-    return typing.get_type_hints(RunConfig)[name]
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(RunConfig)
+
+
+def field_hint(name: str) -> Any:
+    """RunConfig field ``name``'s type annotation, evaluated (``bool | str``, ``list[int]``, ...)."""
+    return _hints()[name]
 
 
 def field_accepted(name: str) -> str:
@@ -207,7 +214,7 @@ def field_accepted(name: str) -> str:
     spec = next(f for f in dataclasses.fields(RunConfig) if f.name == name)
     if spec.metadata.get("accepted"):
         return spec.metadata["accepted"]
-    hint = _hint(name)
+    hint = field_hint(name)
     options = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is not list else []
     if options:
         return " or ".join(_WORDS.get(a, str(a)) for a in options) + (", or null" if type(None) in
@@ -218,7 +225,7 @@ def field_accepted(name: str) -> str:
 def field_value(name: str, value: Any) -> tuple[bool, Any]:
     """Whether ``value`` (from a YAML file) fits RunConfig field ``name``'s type, and the value as the field
     holds it (an integer for a float field becomes a float). Ranges are ``RunConfig.validate``'s."""
-    return _fits(_hint(name), value)
+    return _fits(field_hint(name), value)
 
 
 def _fits(hint: Any, value: Any) -> tuple[bool, Any]:

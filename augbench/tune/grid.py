@@ -104,9 +104,14 @@ class Experiment:
         return (budget == "samples" and "epochs" in self.budgets and method in METHODS
                 and METHODS[method].forward_passes_per_sample == 1)
 
+    @property
+    def table_group(self) -> str:
+        """The group whose leaderboard tables this experiment's runs fill: ``group``, else its own name."""
+        return self.group or self.name
+
     def default_out(self) -> Path:
         """runs/NAME, or runs/GROUP/NAME for a part of a group, so that one folder holds the group's runs."""
-        return Path("runs") / self.name if self.group in ("", self.name) else Path("runs") / self.group / self.name
+        return Path("runs") / self.name if self.table_group == self.name else Path("runs") / self.table_group / self.name
 
     def space_for(self, method: str) -> dict[str, Param]:
         return self.space.get(method, {})
@@ -129,7 +134,7 @@ class Experiment:
             if self.protocol else {}  # absent without one, so definitions written before protocols keep their hash
         return {
             **protocol,
-            "name": self.name, "group": self.group or self.name, "description": self.description,
+            "name": self.name, "group": self.table_group, "description": self.description,
             "dataset": self.dataset,
             "train_subset": self.train_subset, "val_fraction": self.val_fraction, "image_size": self.image_size,
             "backbones": list(self.backbones), "recipes": list(self.recipes), "methods": list(self.methods),

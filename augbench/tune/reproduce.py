@@ -32,8 +32,8 @@ def train_command(config: RunConfig, out: str) -> list[str]:
                 raise ValueError(f"{name}={value!r} has no augbench train flag")
         elif isinstance(value, dict):
             command += [item for key, v in value.items() for item in (flag, f"{key}={_text(v)}")]
-        elif name == "bf16" and value == "auto":
-            command += [flag, "auto"]
+        elif spec.metadata["value"] and value == spec.metadata["value"]:  # --bf16 auto
+            command += [flag, value]
         elif isinstance(value, bool):
             if getattr(default, name):  # a flag that is on by default is written either way (--no-...)
                 command.append(flag if value else "--no-" + flag[2:])

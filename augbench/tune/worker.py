@@ -190,7 +190,7 @@ class Worker:
         config = self.exp.run_config(cell, params, seed)
         run_dir = self._run_dir(phase, cell, slot, config.to_dict())
         reproduce = train_command(config, f"{REPRODUCE_DIR}/{self.exp.name}/{phase}/{cell.id}/{slot}")
-        extra = {"experiment": self.exp.name, "group": self.exp.group or self.exp.name, "cell": cell.id, "phase": phase, "slot": slot,
+        extra = {"experiment": self.exp.name, "group": self.exp.table_group, "cell": cell.id, "phase": phase, "slot": slot,
                  "trial_number": trial.number, "tuned_params": params, "storage": redact_url(self.storage_name),
                  "reproduce": command_line(reproduce)}
         if phase == "final":
