@@ -217,6 +217,47 @@ def _run_protocols(args) -> int:
     return 0
 
 
+def _file_schemas() -> dict[str, Any]:
+    """What ``augbench schema`` can print: each kind of file, and a run's configuration, as declared."""
+    # lazy: each command loads only what it runs, so `augbench --help` stays quick
+    from augbench.augment.recipe import RecipeFile
+    from augbench.protocol import ProtocolFile
+    from augbench.tune.schema import ExperimentFile
+
+    return {"experiment": ExperimentFile, "recipe": RecipeFile, "protocol": ProtocolFile, "run": RunConfig}
+
+
+SCHEMA_KINDS = ("experiment", "recipe", "protocol", "run")
+
+
+def _add_schema(sub) -> None:
+    p = sub.add_parser("schema", help="print the JSON Schema of an experiment, recipe or protocol file (for "
+                                      "editors), or of a run's configuration",
+                       description="The declarations augbench reads these files with, as JSON Schema (draft "
+                                   "2020-12). Names of registered things (methods, data sets, mix policies) are "
+                                   "listed as they are now, plugins included. Ranges and rules across fields are "
+                                   "in the descriptions; augbench checks them when it reads a file.")
+    p.add_argument("kind", choices=SCHEMA_KINDS)
+    p.add_argument("--out", type=Path, default=None, help="write it to this file (default: standard output)")
+
+
+def _run_schema(args) -> int:
+    from augbench.schema import json_schema  # lazy: as above
+
+    declared = _file_schemas()[args.kind]
+    doc = (declared.__doc__ or "").strip().split("\n")[0]
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"augbench {args.kind}",
+              "description": doc, **json_schema(declared)}
+    text = json.dumps(schema, indent=2, default=str) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
+    return 0
+
+
 # -- tune, worker, status --------------------------------------------------------------------------
 
 def _add_experiment_args(p, storage_help: str) -> None:
@@ -450,6 +491,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "models": (_add_models, _run_models),
     "datasets": (_add_datasets, _run_datasets),
     "protocols": (_add_protocols, _run_protocols),
+    "schema": (_add_schema, _run_schema),
     "recipes": (_add_recipes, _run_recipes),
     "leaderboard": (_add_leaderboard, _run_leaderboard),
     "tune": (_add_tune, _run_tune),

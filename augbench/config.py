@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from augbench import schema
 from augbench.errors import FieldError, UsageError
 from augbench.schedules import SCHEDULES
 
@@ -194,10 +195,7 @@ def default_milestones(epochs: int) -> list[int]:
     return sorted(m for m in rounded if 0 < m < epochs)
 
 
-# -- the type of a field's value, as files give it -------------------------------------------------
-
-_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "text", list[int]: "a list of integers"}
-
+# -- the type of a field's value, as files give it (checked with augbench.schema) ----------------
 
 @functools.cache
 def _hints() -> dict[str, Any]:
@@ -212,40 +210,28 @@ def field_hint(name: str) -> Any:
 def field_accepted(name: str) -> str:
     """What RunConfig field ``name`` accepts, in words (for error messages)."""
     spec = next(f for f in dataclasses.fields(RunConfig) if f.name == name)
-    if spec.metadata.get("accepted"):
-        return spec.metadata["accepted"]
-    hint = field_hint(name)
-    options = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is not list else []
-    if options:
-        return " or ".join(_WORDS.get(a, str(a)) for a in options) + (", or null" if type(None) in
-                                                                        typing.get_args(hint) else "")
-    return _WORDS.get(hint, str(hint))
+    return spec.metadata.get("accepted") or schema.describe(field_hint(name))
+
+
+def config_section(name: str, fields: tuple[str, ...], doc: str) -> type:
+    """A declared section (``augbench.schema``) of some RunConfig fields, each with its own type and words.
+
+    An experiment's ``fixed`` and a protocol's ``settings`` are such sections; a field left out reads as None
+    (see :func:`given`).
+    """
+    section = dataclasses.make_dataclass(
+        name, [(f, field_hint(f), schema.declared(None, accepted=field_accepted(f))) for f in fields], frozen=True)
+    section.__doc__ = doc
+    return section
+
+
+def given(section: Any, data: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields of a read ``config_section`` that the file gave (``data``: the mapping it was read from)."""
+    return {key: getattr(section, key) for key in data or {}}
 
 
 def field_value(name: str, value: Any) -> tuple[bool, Any]:
     """Whether ``value`` (from a YAML file) fits RunConfig field ``name``'s type, and the value as the field
     holds it (an integer for a float field becomes a float). Ranges are ``RunConfig.validate``'s."""
-    return _fits(field_hint(name), value)
-
-
-def _fits(hint: Any, value: Any) -> tuple[bool, Any]:
-    def plain_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return plain_int(value), value
-    if hint is float:
-        return plain_int(value) or isinstance(value, float), float(value) if plain_int(value) else value
-    if hint is str:
-        return isinstance(value, str), value
-    if typing.get_origin(hint) is list:
-        return isinstance(value, list) and all(plain_int(v) for v in value), value
-    if value is None:
-        return type(None) in typing.get_args(hint), None
-    for option in (a for a in typing.get_args(hint) if a is not type(None)):
-        ok, typed = _fits(option, value)
-        if ok:
-            return True, typed
-    return False, value
+    typed = schema.coerce(value, field_hint(name))
+    return typed is not schema.INVALID, typed if typed is not schema.INVALID else value

@@ -30,23 +30,44 @@ import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
-from augbench.config import RunConfig, field_accepted, field_value
-from augbench.errors import UsageError
+from augbench.config import RunConfig, config_section, given
+from augbench.errors import FieldError, UsageError
 from augbench.lookup import files_by_name, is_path, search_folders
+from augbench.schema import Rule, declared, read
 
 #: RunConfig fields that are a run's axes, not its training settings: never set by a protocol.
 RUN_AXES = ("dataset", "model", "method", "method_args", "recipe", "seed", "label_noise", "protocol")
-#: Top-level fields of a protocol file: whether each must be given.
-FIELDS = {"name": True, "description": True, "source": True, "backbones": False, "settings": True}
-
-
 def protocol_fields() -> tuple[str, ...]:
     """The RunConfig fields a protocol's ``settings`` may give."""
     return tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in RUN_AXES)
+
+
+#: ``settings``: the RunConfig fields that are training settings, each with its own type.
+SettingsSection = config_section("SettingsSection", protocol_fields(),
+                                 "Training settings (RunConfig fields; the data set, model, method, recipe, seed and "
+                                 "label noise are a run's axes, not a protocol's).")
+#: Text with something in it.
+TEXT = Annotated[str, Rule(lambda v: bool(v.strip()), "non-empty text", json={"pattern": r"\S"})]
+
+
+@dataclass(frozen=True)
+class ProtocolFile:
+    """The fields of a protocol file, declared once (``augbench schema protocol`` prints them as JSON Schema)."""
+
+    name: TEXT = declared(doc="the file name without its suffix")
+    description: TEXT = declared(doc="what it is for, in a sentence or two")
+    source: TEXT = declared(doc="where its values were checked: repository paths, paper sections")
+    settings: SettingsSection = declared(doc="RunConfig fields (not a run's axes): epochs, lr, milestones, ...")
+    backbones: list[Annotated[str, Rule(bool, "a model name", json={"minLength": 1})]] = declared(factory=list,
+                                                                          doc="the models it was run with")
+
+
+#: The top-level fields of a protocol file, in declaration order.
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ProtocolFile))
 
 
 @dataclass(frozen=True)
@@ -96,43 +117,21 @@ def load_protocol(name_or_path: str) -> Protocol:
                          f"with the fields {', '.join(FIELDS)}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: got {type(data).__name__}; accepted: a mapping with the fields {', '.join(FIELDS)}")
-    for key in data:
-        if key not in FIELDS:
-            raise UsageError(f"{path}: unknown field '{key}'; accepted: {', '.join(FIELDS)}")
-    for key, required in FIELDS.items():
-        if required and key not in data:
-            raise UsageError(f"{path}: field '{key}' is missing")
-    for key in ("name", "description", "source"):
-        if not isinstance(data[key], str) or not data[key].strip():
-            raise UsageError(f"{path}: field '{key}': got {data[key]!r}; accepted: non-empty text")
-    if data["name"] != path.stem:
-        raise UsageError(f"{path}: field 'name': got {data['name']!r}; accepted: the file name without its suffix "
+    file = read(ProtocolFile, data, str(path))
+    if file.name != path.stem:
+        raise UsageError(f"{path}: field name: got {file.name!r}; accepted: the file name without its suffix "
                          f"({path.stem!r})")
-    backbones = data.get("backbones", [])
-    if not isinstance(backbones, list) or not all(isinstance(b, str) and b for b in backbones):
-        raise UsageError(f"{path}: field 'backbones': got {backbones!r}; accepted: a list of model names")
-    return Protocol(name=data["name"], description=data["description"], source=data["source"], path=str(path),
-                    settings=_check_settings(data["settings"], path), backbones=tuple(backbones))
+    return Protocol(name=file.name, description=file.description, source=file.source, path=str(path),
+                    settings=_check_settings(given(file.settings, data["settings"]), path),
+                    backbones=tuple(file.backbones))
 
 
-def _check_settings(settings: Any, path: Path) -> dict[str, Any]:
-    allowed = protocol_fields()
-    if not isinstance(settings, dict):
-        raise UsageError(f"{path}: field 'settings': got {settings!r}; accepted: a mapping of {', '.join(allowed)}")
-    checked = {}
-    for key, value in settings.items():
-        if key not in allowed:
-            raise UsageError(f"{path}: unknown field 'settings.{key}'; accepted: {', '.join(allowed)} (the data set, "
-                             f"model, method, recipe, seed and label noise are a run's axes)")
-        ok, typed = field_value(key, value)
-        if not ok:
-            raise UsageError(f"{path}: field 'settings.{key}': got {value!r}; accepted: {field_accepted(key)}")
-        checked[key] = typed
+def _check_settings(checked: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The ranges of ``settings`` (typed already): RunConfig's own checks, named as the file's field."""
     try:
         RunConfig(**checked).validate()
-    except UsageError as err:  # names the flag; say which protocol field holds the value
-        flag = str(err).split(":", 1)[0]
-        raise UsageError(f"{path}: field 'settings.{flag.lstrip('-').replace('-', '_')}': {err}") from None
+    except FieldError as err:  # names the flag; say which protocol field holds the value
+        raise UsageError(f"{path}: field settings.{err.field}: {err}") from None
     return checked
 
 

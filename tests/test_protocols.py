@@ -87,8 +87,8 @@ BAD_PROTOCOLS = [
     ("name: bad\ndescription: x\nsource: y\nsettings: {dataset: cifar10}\n", "settings.dataset"),
     ("name: bad\ndescription: x\nsource: y\nsettings: {bf16: sometimes}\n", "settings.bf16"),
     ("name: bad\ndescription: x\nsource: y\nsettings: {epochs: 10, milestones: [5, 12]}\n", "settings.milestones"),
-    ("name: bad\ndescription: x\nsettings: {}\n", "'source'"),
-    ("name: bad\ndescription: x\nsource: y\nsettings: {}\nseeds: [1]\n", "'seeds'"),
+    ("name: bad\ndescription: x\nsettings: {}\n", "field source"),
+    ("name: bad\ndescription: x\nsource: y\nsettings: {}\nseeds: [1]\n", "field seeds"),
 ]
 
 

@@ -251,30 +251,30 @@ def with_ops(*ops):
 BAD_RECIPES = [
     ("unknown op", with_ops({"op": "cutoutt"}), ["ops[2]", "unknown operation 'cutoutt'", "accepted:", "cutout"]),
     ("unknown argument", with_ops({"op": "cutout", "size": 16}),
-     ["ops[2] (cutout)", "unknown field 'size'", "length (an integer)"]),
-    ("wrong type", with_ops({"op": "cutout", "length": "big"}), ["ops[2] (cutout)", "'length'", "an integer"]),
-    ("out of range", with_ops({"op": "flip", "p": 1.5}), ["ops[2] (flip)", "'p'", "1.5", "[0, 1]"]),
+     ["ops[2] (cutout)", "unknown field size", "length (an integer)"]),
+    ("wrong type", with_ops({"op": "cutout", "length": "big"}), ["ops[2] (cutout)", "field length", "an integer"]),
+    ("out of range", with_ops({"op": "flip", "p": 1.5}), ["ops[2] (flip)", "field p", "1.5", "[0, 1]"]),
     ("bad choice", with_ops({"op": "autoaugment", "policy": "cifar100"}),
-     ["ops[2] (autoaugment)", "'policy'", "'cifar10', 'svhn', 'imagenet'"]),
+     ["ops[2] (autoaugment)", "field policy", "one of cifar10, svhn, imagenet"]),
     ("unknown albumentations transform", with_ops({"op": "albumentations", "transform": "HorizontalFlipp"}),
-     ["ops[2] (albumentations)", "'transform'", "HorizontalFlip"]),
+     ["ops[2] (albumentations)", "field transform", "HorizontalFlip"]),
     ("unknown albumentations argument", with_ops({"op": "albumentations", "transform": "HorizontalFlip",
                                                   "args": {"q": 1}}),
-     ["ops[2] (albumentations)", "'args.q'", "p"]),
+     ["ops[2] (albumentations)", "field args.q", "p"]),
     ("wrong albumentations value", with_ops({"op": "albumentations", "transform": "CoarseDropout",
                                              "args": {"num_holes_range": 5}}),
-     ["ops[2] (albumentations)", "'args.num_holes_range'", "CoarseDropout"]),
+     ["ops[2] (albumentations)", "field args.num_holes_range", "CoarseDropout"]),
     ("op changes the image size", with_ops({"op": "albumentations", "transform": "Resize",
                                             "args": {"height": 16, "width": 16}}),
      ["ops[2] (albumentations", "turns 3x32x32", "size"]),
     ("op entry not a mapping", {**BASE, "ops": ["flip"]}, ["ops[0]", "'op'"]),
-    ("unknown mix field", {**BASE, "mix": {"mixup_alhpa": 1.0}}, ["mix", "unknown field 'mixup_alhpa'", "mixup_alpha"]),
-    ("mix value out of range", {**BASE, "mix": {"mixup_alpha": 1.0, "prob": 2}}, ["mix", "'prob'", "[0, 1]"]),
+    ("unknown mix field", {**BASE, "mix": {"mixup_alhpa": 1.0}}, ["mix", "unknown field mixup_alhpa", "mixup_alpha"]),
+    ("mix value out of range", {**BASE, "mix": {"mixup_alpha": 1.0, "prob": 2}}, ["mix", "field prob", "[0, 1]"]),
     ("mix that mixes nothing", {**BASE, "mix": {"prob": 1.0}}, ["mix", "mixup_alpha > 0 or cutmix_alpha > 0"]),
-    ("bad dlb_mix", {**BASE, "dlb_mix": "both"}, ["'dlb_mix'", "'shared', 'independent', 'clean'"]),
-    ("unknown top-level field", {**BASE, "opps": []}, ["unknown field 'opps'", "accepted: name"]),
-    ("missing field", {k: v for k, v in BASE.items() if k != "paper"}, ["'paper' is missing"]),
-    ("name differs from file", {**BASE, "name": "good"}, ["'name'", "'bad'"]),
+    ("bad dlb_mix", {**BASE, "dlb_mix": "both"}, ["field dlb_mix", "shared, independent, clean"]),
+    ("unknown top-level field", {**BASE, "opps": []}, ["unknown field opps", "accepted: name"]),
+    ("missing field", {k: v for k, v in BASE.items() if k != "paper"}, ["field paper is missing"]),
+    ("name differs from file", {**BASE, "name": "good"}, ["field name", "'bad'"]),
     ("not YAML", "name: bad\nops: [\n", ["not valid YAML", "line"]),
     ("override for an unknown data set", {**BASE, "per_dataset": {"imagenet21k": {"flip": {"p": 0.2}}}},
      ["per_dataset.imagenet21k", "unknown data set", "cifar100"]),
@@ -282,9 +282,9 @@ BAD_RECIPES = [
      ["per_dataset.cifar100.cutout", "no such operation", "pad_crop"]),
     ("override with an unknown op field", {**with_ops({"op": "cutout"}),
                                            "per_dataset": {"cifar100": {"cutout": {"size": 8}}}},
-     ["per_dataset.cifar100.cutout (cutout)", "unknown field 'size'", "length (an integer)"]),
+     ["per_dataset.cifar100.cutout (cutout)", "unknown field size", "length (an integer)"]),
     ("override with a bad value", {**BASE, "per_dataset": {"synthetic": {"flip": {"p": 2}}}},
-     ["per_dataset.synthetic.flip (flip)", "'p'", "[0, 1]"]),
+     ["per_dataset.synthetic.flip (flip)", "field p", "[0, 1]"]),
 ]
 
 
@@ -386,5 +386,5 @@ def test_a_shipped_recipe_must_name_its_source(tmp_path, monkeypatch):
     monkeypatch.setattr(recipe_module, "shipped_recipe_dir", lambda: tmp_path)
     with pytest.raises(UsageError) as err:
         load_recipe(str(path))
-    assert str(path) in str(err.value) and "field 'source' is missing" in str(err.value)
+    assert str(path) in str(err.value) and "field source is missing" in str(err.value)
     assert load_recipe(str(overriding_recipe(tmp_path, source="README.md"))).spec["source"] == "README.md"

@@ -43,15 +43,12 @@ Recipe names are looked up in ``recipes/augment/`` under the working folder
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import random
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,6 +60,7 @@ from augbench.augment.pipeline import Pipeline, SamplePipeline
 from augbench.data import list_datasets
 from augbench.errors import UsageError
 from augbench.lookup import YAML_SUFFIXES, files_by_name, is_path, search_folders
+from augbench.schema import declared, read, read_arguments, registered
 
 #: How a method that replays a batch (DLB) mixes the replay, by name (``augbench.augment.mixing``).
 DLB_MIX_POLICIES = REPLAY_MIX_POLICIES
@@ -70,24 +68,31 @@ RECIPE_SUFFIXES = YAML_SUFFIXES
 
 
 @dataclass(frozen=True)
-class Registered:
-    """A field type: a name in a registry, checked against the registry as it is when a file is read."""
+class RecipeFile:
+    """The fields of a recipe file, declared once (``augbench schema recipe`` prints them as JSON Schema).
 
-    registry: Mapping[str, Any]
+    ``ops`` entries are checked against their operation's annotated signature, ``mix`` against
+    :class:`~augbench.augment.mixing.MixConfig`'s, ``per_dataset`` against both (:func:`load_recipe`).
+    """
+
+    name: str = declared(doc="the file name without its suffix")
+    description: str = declared(doc="what the recipe does, in a sentence or two")
+    paper: str = declared(doc="the paper it comes from")
+    ops: list[Any] = declared(accepted="a list of operations, each a mapping with 'op' (an operation name) and "
+                                       "its arguments", doc="per-sample operations, in order, drawn afresh for "
+                                                            "every view")
+    source: str | None = declared(None, doc="where its numbers come from: repository paths, paper sections "
+                                            "(required for the recipes shipped with augbench)")
+    mix: dict[str, Any] | None = declared(None, doc="batch mixing (timm's Mixup arguments)")
+    dlb_mix: registered(DLB_MIX_POLICIES) = declared("shared", doc="how DLB mixes its replayed batch")
+    per_dataset: dict[str, Any] | None = declared(
+        None, accepted="a mapping of data set name to a mapping of op name (or ops[i], or mix) to the fields "
+                       "it overrides", doc="settings that differ per data set")
+    scaled_for_28px: str | None = declared(None, doc="what changes on 28-px images")
 
 
-#: Top-level fields of a recipe file: type, and whether it must be given.
-FIELDS: dict[str, tuple[Any, bool]] = {
-    "name": (str, True),
-    "description": (str, True),
-    "paper": (str, True),
-    "source": (str, False),  # required for shipped recipes (_check_top_level)
-    "ops": (list, True),
-    "mix": (dict | None, False),
-    "dlb_mix": (Registered(DLB_MIX_POLICIES), False),
-    "per_dataset": (dict | None, False),
-    "scaled_for_28px": (str | None, False),
-}
+#: The top-level fields of a recipe file, in declaration order.
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RecipeFile))
 #: ``per_dataset`` key that overrides the ``mix`` section rather than an op.
 MIX_TARGET = "mix"
 
@@ -218,84 +223,11 @@ def find_recipe(name_or_path: str) -> Path:
 
 # -- validation --------------------------------------------------------------------------------------
 
-_INVALID = object()
-
-
-def describe_type(tp: Any) -> str:
-    """An annotation in words, for error messages."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if isinstance(tp, Registered):
-        return "one of " + ", ".join(repr(name) for name in tp.registry)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (Union, types.UnionType):
-        return " or ".join(describe_type(a) for a in args)
-    if origin is tuple:
-        return "[" + ", ".join(describe_type(a) for a in args) + "]"
-    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
-             dict: "a mapping", type(None): "null"}
-    return words.get(origin or tp, getattr(tp, "__name__", str(tp)))
-
-
-def coerce(value: Any, tp: Any) -> Any:
-    """``value`` as the annotation ``tp`` accepts it (YAML lists become tuples, ints floats), or ``_INVALID``."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
-    if isinstance(tp, Registered):
-        return value if isinstance(value, str) and value in tp.registry else _INVALID
-    if origin is Literal:
-        return value if any(value == a and type(value) is type(a) for a in args) else _INVALID
-    if origin in (Union, types.UnionType):
-        for option in args:
-            result = coerce(value, option)
-            if result is not _INVALID:
-                return result
-        return _INVALID
-    if origin is tuple:
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            return _INVALID
-        items = tuple(coerce(v, a) for v, a in zip(value, args))
-        return _INVALID if any(i is _INVALID for i in items) else items
-    kind = origin or tp
-    if kind is float:
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _INVALID
-    if kind is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
-    if kind is type(None):
-        return None if value is None else _INVALID
-    return value if isinstance(value, kind) else _INVALID
-
-
-def check_arguments(factory: Any, given: dict[str, Any], where: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Checks ``given`` against ``factory``'s annotated keyword parameters; returns all of them, defaults included."""
-    target = factory.__init__ if isinstance(factory, type) else factory
-    hints = typing.get_type_hints(target)
-    params = {name: p for name, p in inspect.signature(factory).parameters.items()
-              if name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    accepted = ", ".join(f"{name} ({describe_type(hints[name])})" for name in params) or "no arguments"
-    for key in given:
-        if key not in params:
-            raise UsageError(f"{where}: unknown field '{key}'; accepted: {accepted}")
-    resolved = {}
-    for name, param in params.items():
-        if name not in given:
-            if param.default is inspect.Parameter.empty:
-                raise UsageError(f"{where}: field '{name}' is missing; accepted: {describe_type(hints[name])}")
-            resolved[name] = param.default
-            continue
-        value = coerce(given[name], hints[name])
-        if value is _INVALID:
-            raise UsageError(f"{where}: field '{name}': got {given[name]!r}; accepted: {describe_type(hints[name])}")
-        resolved[name] = value
-    return resolved
-
-
 def _build(factory: Any, args: dict[str, Any], where: str) -> Any:
     try:
         return factory(**args)
     except OpArgumentError as err:
-        raise UsageError(f"{where}: field '{err.field}': got {err.value!r}; accepted: {err.accepted}") from None
+        raise UsageError(f"{where}: field {err.field}: got {err.value!r}; accepted: {err.accepted}") from None
 
 
 def _plain(value: Any) -> Any:
@@ -324,24 +256,12 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _check_top_level(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    for key in data:
-        if key not in FIELDS:
-            raise UsageError(f"{path}: unknown field '{key}'; accepted: {', '.join(FIELDS)}")
-    checked = {}
-    for key, (tp, required) in FIELDS.items():
-        if key not in data:
-            if required:
-                raise UsageError(f"{path}: field '{key}' is missing; accepted: {describe_type(tp)}")
-            continue
-        value = coerce(data[key], tp)
-        if value is _INVALID:
-            raise UsageError(f"{path}: field '{key}': got {data[key]!r}; accepted: {describe_type(tp)}")
-        checked[key] = value
+    checked = vars(read(RecipeFile, data, str(path)))
     if checked["name"] != path.stem:
-        raise UsageError(f"{path}: field 'name': got {checked['name']!r}; accepted: the file name without its "
+        raise UsageError(f"{path}: field name: got {checked['name']!r}; accepted: the file name without its "
                          f"suffix ({path.stem!r})")
-    if not checked.get("source", "").strip() and _is_shipped(path):
-        raise UsageError(f"{path}: field 'source' is missing; accepted: text naming where the recipe's numbers "
+    if not (checked["source"] or "").strip() and _is_shipped(path):
+        raise UsageError(f"{path}: field source is missing; accepted: text naming where the recipe's numbers "
                          f"come from (repository paths, paper sections), required for the recipes shipped in "
                          f"{shipped_recipe_dir()}")
     return checked
@@ -363,7 +283,7 @@ def _check_ops(entries: list[Any], path: Path) -> SamplePipeline:
         if name not in OPS:
             raise UsageError(f"{where}: unknown operation '{name}'; accepted: {', '.join(sorted(OPS))}")
         where = f"{where} ({name})"
-        resolved = check_arguments(OPS[name], args, where)
+        resolved = read_arguments(OPS[name], args, where)
         ops.append(_build(OPS[name], resolved, where))  # the factory checks ranges (and the library its own)
         spec.append((name, resolved))
     return SamplePipeline(ops, spec)
@@ -404,12 +324,12 @@ def _check_per_dataset(data: dict[str, Any], path: Path) -> dict[str, dict[str, 
         for target in entries:  # unknown fields and bad values, named by their override
             here = f"{path}: per_dataset.{dataset}.{target}"
             if targets[target] is None:
-                _build(MixConfig, check_arguments(MixConfig, mix, here), here)
+                _build(MixConfig, read_arguments(MixConfig, mix, here), here)
             else:
                 entry = ops[targets[target]]
                 name = entry["op"]
                 args = {k: v for k, v in entry.items() if k != "op"}
-                _build(OPS[name], check_arguments(OPS[name], args, f"{here} ({name})"), f"{here} ({name})")
+                _build(OPS[name], read_arguments(OPS[name], args, f"{here} ({name})"), f"{here} ({name})")
     return section
 
 
@@ -444,7 +364,7 @@ def load_recipe(name_or_path: str, dataset: str | None = None) -> Recipe:
     pipeline = _check_ops(ops, path)
     mix = None
     if mix_section is not None:
-        mix = _build(MixConfig, check_arguments(MixConfig, mix_section, f"{path}: mix"), f"{path}: mix")
+        mix = _build(MixConfig, read_arguments(MixConfig, mix_section, f"{path}: mix"), f"{path}: mix")
     spec = {
         "name": data["name"], "description": data["description"], "paper": data["paper"],
         "source": data.get("source"), "dataset": dataset,

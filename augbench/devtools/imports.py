@@ -8,8 +8,8 @@ not say why; ``--check`` exits 1 when there is one of these.
 The parts sit in layers along the data flow, lowest first; a module imports
 only from its own part or from a lower layer::
 
-    errors, lookup, losses, registry,   leaves: nothing of augbench (plugins: only errors)
-    run_folder, plugins
+    errors, lookup, losses, registry,   leaves: nothing of augbench (plugins, schema: only errors)
+    run_folder, plugins, schema
     config, schedules, protocol         the run configuration and its registries
     models                              timm factory and CIFAR variants
     data → augment → methods → engine → track → tune → leaderboard
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Layers, lowest first; each part is a top-level module or subpackage of augbench.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "lookup", "losses", "registry", "run_folder", "plugins"),
+    ("errors", "lookup", "losses", "registry", "run_folder", "plugins", "schema"),
     ("config", "schedules", "protocol"),
     ("models",),
     ("data",),

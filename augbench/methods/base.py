@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import nn
 
+from augbench import schema
 from augbench.errors import FieldError, UsageError
 
 
@@ -138,8 +139,9 @@ class Method:
 
 
 def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` as argument ``key`` holds it: the type of its default (``augbench.schema``), or text from a flag."""
     kind = type(default)
-    if isinstance(value, str) and kind is not str:
+    if isinstance(value, str) and kind is not str:  # --method-arg KEY=VALUE gives text
         text = value.strip()
         try:
             if kind is bool:
@@ -149,15 +151,12 @@ def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
             return kind(text)
         except ValueError:
             raise UsageError(
-                f"--method-arg {key}={value}: method '{method}' expects a {kind.__name__} for '{key}'"
+                f"--method-arg {key}={value}: method '{method}' expects {schema.describe(kind)} for '{key}'"
             ) from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise UsageError(
-            f"method '{method}' argument '{key}': expected a {kind.__name__}, got {value!r}"
-        )
-    return value
+    typed = schema.coerce(value, kind)
+    if typed is schema.INVALID:
+        raise UsageError(f"method '{method}' argument '{key}': got {value!r}; accepted: {schema.describe(kind)}")
+    return typed
 
 
 def resolve_args(cls: type[Method], given: dict[str, Any]) -> dict[str, Any]:

@@ -10,23 +10,43 @@ to Optuna as PRUNED, and is never retried.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import optuna
 
 from augbench.engine import Callback, EarlyStop
 from augbench.run_folder import METRICS_FILE
-from augbench.tune.schema import Section
+from augbench.schema import at_least, read_tagged
+
+
+@dataclass(frozen=True)
+class MedianOptions:
+    type: str = "median"
+    startup_trials: Annotated[int, at_least(0)] = 3
+    warmup_epochs: Annotated[int, at_least(0)] = 1
+
+
+@dataclass(frozen=True)
+class HyperbandOptions:
+    type: str = "hyperband"
+    min_epochs: Annotated[int, at_least(0)] = 1
+    reduction_factor: Annotated[int, at_least(2)] = 3
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    type: str = "none"
 
 
 @dataclass(frozen=True)
 class PrunerType:
-    """A pruner by name: its options with defaults and how to build the Optuna pruner."""
+    """A pruner by name: its declared options (with defaults) and how to build the Optuna pruner."""
 
-    options: dict[str, int]
+    options: type
     build: Any
     doc: str
 
@@ -45,19 +65,23 @@ def _no_pruner(o):
 
 
 PRUNERS: dict[str, PrunerType] = {
-    "median": PrunerType({"startup_trials": 3, "warmup_epochs": 1}, _median,
+    "median": PrunerType(MedianOptions, _median,
                          "stops a trial whose validation accuracy at an epoch is below the median of earlier "
                          "trials at that epoch (after startup_trials trials and warmup_epochs epochs)"),
-    "hyperband": PrunerType({"min_epochs": 1, "reduction_factor": 3}, _hyperband,
+    "hyperband": PrunerType(HyperbandOptions, _hyperband,
                             "Hyperband (Li et al., JMLR 2018): successive halving over brackets of epochs"),
-    "none": PrunerType({}, _no_pruner, "every trial trains all its epochs"),
+    "none": PrunerType(NoOptions, _no_pruner, "every trial trains all its epochs"),
 }
+
+
+def _options(instance: Any) -> dict[str, int]:
+    return {k: v for k, v in dataclasses.asdict(instance).items() if k != "type"}
 
 
 @dataclass(frozen=True)
 class PrunerSpec:
     type: str = "median"
-    options: dict[str, int] = field(default_factory=lambda: dict(PRUNERS["median"].options))
+    options: dict[str, int] = field(default_factory=lambda: _options(MedianOptions()))
 
     def build(self):
         return PRUNERS[self.type].build(self.options)
@@ -66,20 +90,11 @@ class PrunerSpec:
         return {"type": self.type, **self.options}
 
 
-def parse_pruner(section: Section) -> PrunerSpec:
-    accepted = f"{', '.join(PRUNERS)}, or a mapping with type: one of them and its options"
-    value = section.get("pruner", "median", kind=(str, dict), accepted=accepted)
-    spec = Section({"type": value} if isinstance(value, str) else value, section.source, section.path("pruner"))
-    kind = spec.get("type", kind=str, accepted=", ".join(PRUNERS))
-    if kind not in PRUNERS:
-        spec.fail(spec.path("type"), kind, ", ".join(PRUNERS))
-    options = {}
-    for option, default in PRUNERS[kind].options.items():
-        options[option] = spec.get(option, default, kind=int, accepted="an integer >= 0")
-        if options[option] < (2 if option == "reduction_factor" else 0):
-            spec.fail(spec.path(option), options[option], "an integer >= 0 (reduction_factor: >= 2)")
-    spec.finish(("type", *PRUNERS[kind].options))
-    return PrunerSpec(kind, options)
+def parse_pruner(value: str | dict[str, Any], source: str, where: str) -> PrunerSpec:
+    """``search.pruner``: a pruner's name, or a mapping with ``type`` and the pruner's options."""
+    spec = {"type": value} if isinstance(value, str) else value
+    options = read_tagged({name: kind.options for name, kind in PRUNERS.items()}, spec, source, where)
+    return PrunerSpec(options.type, _options(options))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

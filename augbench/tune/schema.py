@@ -1,71 +1,132 @@
-"""Reading a YAML mapping field by field, so that every error names the file and the dotted field.
+"""The fields of an experiment file, declared once.
 
-An experiment file is read through :class:`Section`: ``get`` checks a
-field's type, ``section`` descends into a mapping, ``names`` reads a list of
-distinct names and ``finish`` refuses fields nobody asked for. Errors are
-UsageError (exit status 2): ``FILE: field search.space.dlb.alpha: got ...;
-accepted: ...``.
+:class:`ExperimentFile` and its sections are read with
+:func:`augbench.schema.read`: types, defaults, ranges, unknown fields and
+missing ones are checked from these declarations, each error naming the file
+and the dotted field (``FILE: field heartbeat.grace: got 5; accepted: whole
+seconds > interval (5)``). ``augbench schema experiment`` prints them as JSON
+Schema. What needs more than one field or a file on disk (a recipe that
+exists for the data set, ``method_args`` for a method of the grid, a search
+space's parameters) is :func:`augbench.tune.experiment.parse_experiment`'s.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
+import timm
+
+from augbench import models
+from augbench.config import BUDGETS, FIXED_FIELDS, config_section
+from augbench.data import DATASETS, parse_label_noise
 from augbench.errors import UsageError
+from augbench.methods import METHODS
+from augbench.schema import DISTINCT, Invalid, Rule, at_least, between, declared, registered
+from augbench.tune.grid import CLEAN, DEFAULT_BUDGET
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME = Annotated[str, Rule(lambda v: bool(NAME_PATTERN.match(v)),
+                           "a name of letters, digits, '_', '.', '-' (it names folders and studies)",
+                           json={"pattern": NAME_PATTERN.pattern})]
+MODEL = Annotated[str, Rule(timm.is_model, lambda: f"one of augbench's models ({', '.join(models.list_models())}) "
+                                                   "or any timm model name")]
+RECIPE = Annotated[str, Rule(bool, "a recipe name or a path to a recipe YAML file")]
 
 
-class Section:
-    """One mapping of an experiment file; every error names the file and the dotted field."""
-
-    def __init__(self, data: Any, source: str, where: str = ""):
-        self.source, self.where = source, where
-        if not isinstance(data, dict):
-            self.fail(where or "(top level)", data, "a mapping of field: value")
-        self.data, self.used = data, set()
-
-    def path(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def fail(self, where: str, value: Any, accepted: str) -> None:
-        raise UsageError(f"{self.source}: field {where}: got {value!r}; accepted: {accepted}")
-
-    def get(self, name: str, default: Any = ..., *, kind: type | tuple = object, accepted: str = "") -> Any:
-        self.used.add(name)
-        if name not in self.data:
-            if default is ...:
-                raise UsageError(f"{self.source}: field {self.path(name)} is missing; accepted: {accepted}")
-            return default
-        value = self.data[name]
-        if not is_kind(value, kind):
-            self.fail(self.path(name), value, accepted)
-        return value
-
-    def section(self, name: str, default: dict | None = None) -> Section:
-        value = self.get(name, {} if default is None else default, kind=dict, accepted="a mapping")
-        return Section(value, self.source, self.path(name))
-
-    def names(self, name: str, default: Any = ..., accepted: str = "") -> list[Any]:
-        value = self.get(name, default, kind=list, accepted=f"a non-empty list of {accepted}")
-        if not value:
-            self.fail(self.path(name), value, f"a non-empty list of {accepted}")
-        if len({json.dumps(v) for v in value}) != len(value):
-            self.fail(self.path(name), value, "a list without repeated entries")
-        return value
-
-    def finish(self, accepted: tuple[str, ...] | None = None) -> None:
-        unknown = sorted(set(self.data) - (set(accepted) if accepted is not None else self.used), key=str)
-        if unknown:
-            known = sorted(accepted if accepted is not None else self.used)
-            raise UsageError(f"{self.source}: unknown field {self.path(str(unknown[0]))}; accepted: "
-                             f"{', '.join(known)}")
-
-
-def is_kind(value: Any, kind: type | tuple) -> bool:
-    """Whether ``value`` is of ``kind`` as YAML means it: booleans are not numbers, integers are floats."""
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        return False  # YAML's `yes` is not a number
-    if float in kinds and isinstance(value, int):
+def _is_noise(value: str | None) -> bool:
+    if value is None or value in (CLEAN, "none"):
         return True
-    return isinstance(value, kinds)
+    try:
+        return parse_label_noise(value) is not None
+    except UsageError:
+        return False
+
+
+NOISE = Annotated[str | None, Rule(_is_noise, "clean, or sym:R / asym:R with 0 <= R < 1 (e.g. sym:0.4)")]
+BUDGET = registered(BUDGETS)
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    trials: Annotated[int, at_least(1)] = declared(10, doc="trials per cell that has something to search")
+    seed: int = declared(0, doc="the seed every search trial trains with")
+    pruner: str | dict[str, Any] = declared("median", accepted="median, hyperband or none, or a mapping with "
+                                                              "type: one of them and its options")
+    space: dict[str, dict[str, dict[str, Any]]] = declared(
+        factory=dict, accepted="a mapping of method to a mapping of parameter to {type: float | int | "
+                               "categorical, ...}", doc="what is searched, per method")
+
+
+@dataclass(frozen=True)
+class FinalSection:
+    seeds: Annotated[list[int], DISTINCT] = declared(factory=lambda: [0, 1, 2],
+                                                     accepted="a non-empty list of distinct integer seeds")
+
+
+@dataclass(frozen=True)
+class HeartbeatSection:
+    interval: Annotated[int, at_least(1, "whole seconds >= 1")] = 30
+    grace: int = declared(120, accepted="whole seconds > interval")
+
+    def check(self) -> None:
+        if self.grace <= self.interval:
+            raise Invalid("grace", self.grace, f"whole seconds > interval ({self.interval})")
+
+
+@dataclass(frozen=True)
+class WandbSection:
+    project: str = declared("augbench", accepted="a W&B project name")
+    mode: Literal["offline", "online"] = declared("offline", accepted="offline or online ($WANDB_MODE overrides it)")
+
+
+@dataclass(frozen=True)
+class DdpSection:
+    nproc_per_node: Annotated[int, at_least(1, "an integer >= 1, the processes of each run")] = 1
+
+
+#: ``fixed``: every RunConfig field an experiment may fix for all its cells, with the field's own type.
+FixedSection = config_section("FixedSection", FIXED_FIELDS,
+                              "Training hyperparameters fixed for every cell (RunConfig fields; flags of augbench train).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentFile:
+    """An experiment file's fields. A protocol's settings stand in for the fields it gives (see ``read``)."""
+
+    name: NAME = declared(doc="names the output folder and the Optuna studies")
+    group: NAME | None = declared(None, doc="experiments of one group share the leaderboard's tables "
+                                            "(default: the name)")
+    description: str = ""
+    protocol: str | None = declared(None, accepted="a protocol name (recipes/protocols/) or the path of a "
+                                                   "protocol file", doc="training settings it starts from")
+    dataset: registered(DATASETS) = declared(doc="a registered data set (augbench datasets)")
+    train_subset: Annotated[int, at_least(1)] | None = declared(
+        None, accepted="an integer >= 1, or null for the whole training set", doc="stratified")
+    val_fraction: Annotated[float, between(0, 1, "a number in (0, 1): tuning needs a validation split",
+                                           open_=True)] = 0.1
+    image_size: Annotated[int, between(8, 4096, "an integer in [8, 4096]")] | None = declared(
+        None, accepted="an integer in [8, 4096], or null for the data set's native size")
+    backbones: Annotated[list[MODEL], DISTINCT] = declared(
+        accepted="a non-empty list of distinct model names (augbench models, or any timm model)", required=False,
+        doc="required unless the protocol names backbones")
+    recipes: Annotated[list[RECIPE], DISTINCT] = declared(
+        accepted="a non-empty list of distinct recipe names (recipes/augment/*.yaml) or recipe files")
+    methods: Annotated[list[registered(METHODS)], DISTINCT] = declared(
+        accepted="a non-empty list of distinct method names (augbench methods)")
+    label_noise: Annotated[list[NOISE], DISTINCT] = declared(factory=lambda: [CLEAN])
+    budget: BUDGET | Annotated[list[BUDGET], DISTINCT] = declared(
+        DEFAULT_BUDGET, accepted=f"{' or '.join(BUDGETS)}, or a list of them (e.g. [epochs, samples])")
+    epochs: Annotated[int, at_least(1)] = declared(accepted="an integer >= 1 (or a protocol that gives epochs)",
+                                                   required=False, doc="required unless the protocol gives it")
+    fixed: FixedSection = declared(factory=FixedSection)
+    method_args: dict[str, dict[str, Any]] = declared(factory=dict, doc="arguments per method (augbench methods)")
+    search: SearchSection = declared(factory=SearchSection)
+    final: FinalSection = declared(factory=FinalSection)
+    retries: Annotated[int, at_least(0)] = declared(2, doc="a failed (not pruned) trial is run again up to this "
+                                                           "many times")
+    heartbeat: HeartbeatSection = declared(factory=HeartbeatSection)
+    loader_workers: Annotated[int, at_least(0)] = 0
+    wandb: WandbSection = declared(factory=WandbSection)
+    ddp: DdpSection = declared(factory=DdpSection)

@@ -1,16 +1,19 @@
 """Search-space parameters of an experiment, by type: ``float``, ``int`` and ``categorical``.
 
-``PARAM_TYPES`` maps a type name to how its specification is read and how a
-trial suggests it (Optuna's ``suggest_float``, ``suggest_int``,
-``suggest_categorical``); a new type is one entry.
+``PARAM_TYPES`` maps a type name to the declared fields of its
+specification (``search.space.METHOD.NAME`` in an experiment file, read with
+:func:`augbench.schema.read_tagged`) and how a trial suggests it (Optuna's
+``suggest_float``, ``suggest_int``, ``suggest_categorical``); a new type is
+one entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from augbench.tune.schema import Section
+from augbench.schema import DISTINCT, Invalid, declared, read_tagged
 
 
 @dataclass(frozen=True)
@@ -42,41 +45,60 @@ class Param:
 
 
 @dataclass(frozen=True)
+class FloatRange:
+    """``{type: float, low, high, log, step}``: Optuna's ``suggest_float``."""
+
+    type: str
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    def check(self) -> None:
+        if not self.low < self.high:
+            raise Invalid("high", self.high, f"a value greater than low ({self.low})")
+        if self.log and self.low <= 0:
+            raise Invalid("low", self.low, "a value > 0 when log is true")
+        if self.step is not None and (self.step <= 0 or self.log):
+            raise Invalid("step", self.step, "a value > 0, and no step when log is true")
+
+
+@dataclass(frozen=True)
+class IntRange(FloatRange):
+    """``{type: int, low, high, log, step}``: Optuna's ``suggest_int``."""
+
+    low: int
+    high: int
+    step: int | None = None
+
+
+@dataclass(frozen=True)
+class Choices:
+    """``{type: categorical, choices: [...]}``: Optuna's ``suggest_categorical``."""
+
+    type: str
+    choices: Annotated[list[int | float | str | bool], DISTINCT] = declared(
+        accepted="a non-empty list of distinct numbers, strings or booleans")
+
+
+@dataclass(frozen=True)
 class ParamType:
-    parse: Any
-    suggest: Any
-
-
-def parse_range(spec: Section, name: str, kind: type) -> Param:
-    accepted = "an integer" if kind is int else "a number"
-    low = spec.get("low", kind=kind, accepted=accepted)
-    high = spec.get("high", kind=kind, accepted=accepted)
-    log = spec.get("log", False, kind=bool, accepted="true or false")
-    step = spec.get("step", None, kind=(kind, type(None)), accepted=f"{accepted} > 0")
-    if not low < high:
-        spec.fail(spec.path("high"), high, f"a value greater than low ({low})")
-    if log and low <= 0:
-        spec.fail(spec.path("low"), low, "a value > 0 when log is true")
-    if step is not None and (step <= 0 or log):
-        spec.fail(spec.path("step"), step, f"{accepted} > 0, and no step when log is true")
-    spec.finish(("type", "low", "high", "log", "step"))
-    return Param(name, "int" if kind is int else "float", low, high, log, step)
-
-
-def parse_categorical(spec: Section, name: str) -> Param:
-    choices = spec.names("choices", accepted="numbers, strings or booleans")
-    for choice in choices:
-        if not isinstance(choice, (int, float, str, bool)):
-            spec.fail(spec.path("choices"), choice, "numbers, strings or booleans")
-    spec.finish(("type", "choices"))
-    return Param(name, "categorical", choices=tuple(choices))
+    spec: type
+    suggest: Callable[[Param, Any], Any]
 
 
 PARAM_TYPES: dict[str, ParamType] = {
-    "float": ParamType(lambda spec, name: parse_range(spec, name, float),
-                       lambda p, trial: trial.suggest_float(p.name, p.low, p.high, log=p.log, step=p.step)),
-    "int": ParamType(lambda spec, name: parse_range(spec, name, int),
-                     lambda p, trial: trial.suggest_int(p.name, p.low, p.high, log=p.log, step=p.step or 1)),
-    "categorical": ParamType(parse_categorical,
-                             lambda p, trial: trial.suggest_categorical(p.name, list(p.choices))),
+    "float": ParamType(FloatRange, lambda p, trial: trial.suggest_float(p.name, p.low, p.high, log=p.log,
+                                                                        step=p.step)),
+    "int": ParamType(IntRange, lambda p, trial: trial.suggest_int(p.name, p.low, p.high, log=p.log,
+                                                                  step=p.step or 1)),
+    "categorical": ParamType(Choices, lambda p, trial: trial.suggest_categorical(p.name, list(p.choices))),
 }
+
+
+def parse_param(spec: Any, name: str, source: str, where: str) -> Param:
+    """The parameter ``name`` of a search space from its specification; UsageError naming ``where``."""
+    read = read_tagged({kind: t.spec for kind, t in PARAM_TYPES.items()}, spec, source, where)
+    if isinstance(read, Choices):
+        return Param(name, read.type, choices=tuple(read.choices))
+    return Param(name, read.type, read.low, read.high, read.log, read.step)
