@@ -257,3 +257,19 @@ def test_every_registry_refuses_a_second_entry_under_a_taken_name(what):
         if what == "augmentation op":
             from augbench.augment.ops import OP_KINDS
             OP_KINDS.pop(name, None)
+
+
+def test_a_registered_metric_is_a_choice_of_leaderboard_build(capsys):
+    from augbench.leaderboard.metrics import METRICS, Metric, register
+
+    register(Metric("test_acc_copy", "a registered metric", "copy", "test_acc", "%", higher_is_better=True))
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(["leaderboard", "build", "--help"])
+        assert exit_.value.code == 0
+        assert "test_acc_copy: a registered metric" in capsys.readouterr().out
+    finally:
+        del METRICS["test_acc_copy"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["leaderboard", "build", "--from", "runs", "--metric", "test_acc_copy"])
+    assert exit_.value.code == 2 and "test_acc_copy" in capsys.readouterr().err
