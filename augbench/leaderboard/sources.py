@@ -132,7 +132,7 @@ class OptunaStorageSource:
             with open(spec, "rb") as f:
                 if f.read(16) == b"SQLite format 3\x00":
                     spec = f"sqlite:///{spec}"
-        return open_storage(spec, must_exist=True)
+        return open_storage(spec, must_exist=True, flag="--from")
 
     def load(self, spec: str) -> Loaded:
         # lazy: optuna loads only for a storage source
@@ -145,10 +145,8 @@ class OptunaStorageSource:
             studies = list(study_summaries(storage).values())
             records = all_records(storage, phase="final")
             searched = all_records(storage, phase="search")
-        except UsageError as err:
-            # The storage module names the flag it was written for; here the value came from --from.
-            message = re.sub(r"^--storage \S+: ", "", str(err))
-            raise UsageError(f"--from {shown}: {message}") from None
+        except UsageError:
+            raise  # names --from already
         except Exception as err:  # any driver, file or format error: the --from value is what is wrong
             first_line = str(err).splitlines()[0] if str(err) else ""
             raise UsageError(f"--from {shown}: cannot read this Optuna storage ({type(err).__name__}: "

@@ -98,14 +98,14 @@ def study_name(experiment: str, cell: str | None = None, phase: str | None = Non
 
 # -- opening -------------------------------------------------------------------------------------
 
-def _open_journal(path: str, must_exist: bool):
+def _open_journal(path: str, must_exist: bool, flag: str):
     if must_exist and not Path(path).is_file():
-        raise UsageError(f"--storage {path}: no such journal file (has the experiment started?)")
+        raise UsageError(f"{flag} {path}: no such journal file (has the experiment started?)")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
     except OSError as err:
-        raise UsageError(f"--storage {path}: cannot open ({err.strerror})") from None
+        raise UsageError(f"{flag} {path}: cannot open ({err.strerror})") from None
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -117,7 +117,7 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def _open_rdb(url: str):
+def _open_rdb(url: str, flag: str):
     last_error = None
     # Workers that start together race to create the schema on an empty database; the loser retries.
     for attempt in range(5):
@@ -130,20 +130,21 @@ def _open_rdb(url: str):
             last_error = err
             break
     message = scrub(str(last_error).splitlines()[0] if str(last_error) else type(last_error).__name__, url)
-    raise UsageError(f"--storage {redact_url(url)}: cannot open ({message})")
+    raise UsageError(f"{flag} {redact_url(url)}: cannot open ({message})")
 
 
-def open_storage(storage: str, *, must_exist: bool = False):
+def open_storage(storage: str, *, must_exist: bool = False, flag: str = "--storage"):
     """Opens an Optuna storage: a journal file, or an RDB storage for a URL.
 
-    Raises UsageError (with the password redacted) when the storage cannot be opened.
+    Raises UsageError naming ``flag`` (the option the value came from), with the password redacted, when
+    the storage cannot be opened.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The journal storage's file backend is marked experimental; augbench relies on it knowingly.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if not is_url(storage):
-        return _open_journal(storage, must_exist)
-    return _open_rdb(storage)
+        return _open_journal(storage, must_exist, flag)
+    return _open_rdb(storage, flag)
 
 
 def storage_kind(storage: str) -> str:
