@@ -67,12 +67,12 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 ``[N, C, H, W]`` -> ``dtype``, ``(x / 255 - mean) / std`` per channel, on the images' device.
 
-    Computed as ``x * (1 / (255 std)) - mean / std`` (one conversion, one fused multiply-add), in the
-    images' memory format.
+    Computed as ``x * (1 / (255 std)) - mean / std``: one conversion, then a multiply and an add in place
+    (on a CPU about twice as fast as one out-of-place ``addcmul``), in the images' memory format.
     """
     scale = (1.0 / (255.0 * std)).to(images.device, dtype).view(1, -1, 1, 1)
     shift = (-mean / std).to(images.device, dtype).view(1, -1, 1, 1)
-    return torch.addcmul(shift, images.to(dtype), scale)
+    return images.to(dtype, copy=True).mul_(scale).add_(shift)
 
 
 #: Salts that keep the streams of one batch apart.

@@ -25,6 +25,7 @@ machine; absolute rates are this machine's at this moment.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +62,21 @@ def _rate(fn: Callable[[], int], device: torch.device, steps: int, warmup: int =
     items = sum(fn() for _ in range(steps))
     _sync(device)
     return items / (time.perf_counter() - start)
+
+
+def _paired_rates(first: Callable[[], int], second: Callable[[], int], device: torch.device, steps: tuple[int, int],
+                  rounds: int = 5) -> tuple[float, float, float]:
+    """Rates of ``first`` and ``second`` and their ratio, measured in alternating rounds; medians over rounds.
+
+    On a shared machine the speed drifts (CPU steal); timing the two side by side, round after round, and
+    taking the median of the per-round ratios keeps a drift from landing on one of them only.
+    """
+    first_rates, second_rates = [], []
+    for i in range(rounds):
+        first_rates.append(_rate(first, device, steps[0], warmup=3 if i == 0 else 1))
+        second_rates.append(_rate(second, device, steps[1], warmup=3 if i == 0 else 1))
+    ratios = [a / b for a, b in zip(first_rates, second_rates)]
+    return statistics.median(first_rates), statistics.median(second_rates), statistics.median(ratios)
 
 
 def model_only_rate(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int) -> float:
@@ -133,8 +149,8 @@ def data_path_rates(recipe_name: str, config: RunConfig, ds, device: torch.devic
         mix(views)
         return 2 * views[0].shape[0]
 
-    rates = {"batched": _rate(batched, device, batches), "per_sample": _rate(per_sample, device, max(3, batches // 4))}
-    rates["ratio"] = rates["batched"] / rates["per_sample"]
+    fast, slow, ratio = _paired_rates(batched, per_sample, device, (max(3, batches // 2), max(2, batches // 8)))
+    rates = {"batched": fast, "per_sample": slow, "ratio": ratio}
     epoch.clear()
     loader.close()  # its workers would slow every later measurement
     return rates
