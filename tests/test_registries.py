@@ -101,6 +101,69 @@ def test_an_unregistered_mix_policy_is_refused_naming_the_registered_ones(tmp_pa
         load_recipe(str(path))
 
 
+def test_a_registered_search_sampler_chooses_an_experiments_parameters(tmp_path, capsys):
+    import optuna
+
+    from augbench.tune.samplers import SEARCH_SAMPLERS, register_search_sampler
+
+    seeds = []
+
+    def counted(seed):
+        seeds.append(seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    register_search_sampler("counted_random")(counted)
+    try:
+        path = experiment_file(tmp_path, search={"trials": 2, "sampler": "counted_random",
+                                                 "space": {"ce": {"lr": {"type": "float", "low": 0.01, "high": 0.1}}}})
+        assert load_experiment(str(path)).to_dict()["search"]["sampler"] == "counted_random"
+        assert main(["tune", str(path), "--out", str(tmp_path / "out"), "--no-wandb", "--device", "cpu"]) == 0
+        assert len(seeds) == 3  # one sampler per trial (2 search, 1 final), each from its own seed
+        capsys.readouterr()
+        assert main(["schema", "experiment"]) == 0
+        schema = json.loads(capsys.readouterr().out)
+        assert "counted_random" in schema["properties"]["search"]["properties"]["sampler"]["enum"]
+    finally:
+        del SEARCH_SAMPLERS["counted_random"]
+    with pytest.raises(UsageError, match=r"field search.sampler: got 'counted_random'; accepted: one of tpe, random"):
+        load_experiment(str(path))
+
+
+def test_a_registered_storage_kind_serves_tune_and_the_leaderboard(tmp_path, capsys, monkeypatch):
+    from optuna.storages.journal import JournalFileBackend
+
+    from augbench.tune.storage import STORAGE_KINDS, JournalStorage, StorageKind, register_storage_kind
+
+    monkeypatch.delenv("AUGBENCH_STORAGE", raising=False)
+    journal = tmp_path / "kept.journal"
+    opened = []
+
+    def open_(storage, must_exist, flag):  # a "keep://NAME" storage: a journal file NAME.journal in tmp_path
+        opened.append((storage, flag))
+        if must_exist and not journal.exists():
+            raise UsageError(f"{flag} {storage}: nothing kept yet")
+        return JournalStorage(JournalFileBackend(str(journal)))
+
+    journal_lock = STORAGE_KINDS["journal"].lock
+    register_storage_kind("keep")(StorageKind(open_, lambda storage, name: journal_lock(str(journal), name),
+                                              "keep://NAME"))
+    try:
+        path = experiment_file(tmp_path)
+        assert main(["tune", str(path), "--out", str(tmp_path / "out"), "--no-wandb", "--device", "cpu",
+                     "--storage", "keep://kept"]) == 0
+        assert journal.exists() and opened
+        assert main(["leaderboard", "build", "--from", "keep://kept", "--out", str(tmp_path / "board")]) == 0
+        assert ("keep://kept", "--from") in opened
+        assert "registered-synthetic" in (tmp_path / "board" / "results.csv").read_text()  # the run, from keep://
+    finally:
+        del STORAGE_KINDS["keep"]
+    capsys.readouterr()
+    assert main(["tune", str(path), "--out", str(tmp_path / "out2"), "--storage", "keep://kept"]) == 2
+    err = capsys.readouterr().err
+    assert "--storage keep://kept" in err and "postgresql://USER:PASSWORD@HOST:PORT/DB" in err
+    assert not (tmp_path / "out2").exists()
+
+
 # -- a plugin package ------------------------------------------------------------------------------
 
 PLUGIN = {
@@ -221,6 +284,8 @@ def _registries():
     from augbench.data.samplers import SAMPLERS, register_sampler
     from augbench.leaderboard.metrics import METRICS, Metric, register
     from augbench.methods.registry import METHODS, register_method
+    from augbench.tune.samplers import SEARCH_SAMPLERS, register_search_sampler
+    from augbench.tune.storage import STORAGE_KINDS, StorageKind, register_storage_kind
 
     def metric(name, obj):
         return register(Metric(name, "a metric", "a metric", "test_acc", "%", higher_is_better=True)
@@ -237,6 +302,8 @@ def _registries():
         "sampler": (SAMPLERS, lambda n, o: register_sampler(n)(o or (lambda p, b, g: [p]))),
         "metric": (METRICS, metric),
         "method": (METHODS, method),
+        "search sampler": (SEARCH_SAMPLERS, lambda n, o: register_search_sampler(n)(o or (lambda seed: None))),
+        "storage kind": (STORAGE_KINDS, lambda n, o: register_storage_kind(n)(o or StorageKind(None, None, n))),
     }
 
 

@@ -23,24 +23,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy
-import sqlalchemy.engine
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
-from sqlalchemy.pool import NullPool
 
-from augbench.tune.storage import sqlalchemy_url, storage_kind
+from augbench.tune.storage import STORAGE_KINDS, storage_kind
 
 OWNER_ATTR = "augbench:owner"
 HEARTBEAT_ATTR = "augbench:heartbeat"
@@ -49,66 +42,10 @@ HOST_ENV = "AUGBENCH_HOST_ID"
 
 # -- the planning lock ---------------------------------------------------------------------------
 
-def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"augbench:{name}".encode()).digest()[:8], "big", signed=True)
-
-
-@contextlib.contextmanager
-def _session_lock(storage: str, acquire: str, release: str, params: dict) -> Iterator[None]:
-    """A database session-level lock, held while the block runs, on a connection of its own."""
-    engine = sqlalchemy.create_engine(sqlalchemy_url(storage), poolclass=NullPool)
-    conn = engine.connect()
-    try:
-        conn.execute(sqlalchemy.text(acquire), params)
-        conn.commit()
-        yield
-        conn.execute(sqlalchemy.text(release), params)
-        conn.commit()
-    finally:
-        # Closing the session for good is what releases a session-level lock on every path.
-        conn.close()
-        engine.dispose()
-
-
-def _postgres_lock(storage: str, name: str):
-    return _session_lock(storage, "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
-                         {"key": _lock_key(name)})
-
-
-def _mysql_lock(storage: str, name: str):
-    return _session_lock(storage, "SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)",
-                         {"name": f"augbench:{hashlib.sha256(name.encode()).hexdigest()[:40]}"})
-
-
-@contextlib.contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _journal_lock(storage: str, name: str):
-    return _file_lock(storage + ".plan-lock")
-
-
-def _sqlite_lock(storage: str, name: str):
-    return _file_lock(f"{sqlalchemy.engine.make_url(storage).database}.plan-lock")
-
-
-#: Planning locks by storage kind (``storage_kind``): each is released when its holder dies.
-PLANNING_LOCKS = {"postgresql": _postgres_lock, "mysql": _mysql_lock, "sqlite": _sqlite_lock,
-                  "journal": _journal_lock}
-
-
 def planning_lock(storage: str, name: str):
-    """The lock of experiment ``name`` in the storage named ``storage`` (a journal path or a URL)."""
-    kind = storage_kind(storage)
-    if kind not in PLANNING_LOCKS:
-        raise NotImplementedError(f"no planning lock for {kind} storages (accepted: {', '.join(PLANNING_LOCKS)})")
-    return PLANNING_LOCKS[kind](storage, name)
+    """The lock of experiment ``name`` in the storage named ``storage`` (a journal path or a URL): its storage
+    kind's own (``augbench.tune.storage.STORAGE_KINDS``), released when its holder dies."""
+    return STORAGE_KINDS[storage_kind(storage)].lock(storage, name)
 
 
 # -- who runs a trial ----------------------------------------------------------------------------

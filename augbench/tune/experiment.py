@@ -22,6 +22,7 @@ and the seeds of the final phase::
     search:
       trials: 12                 # per cell that has something to search
       seed: 0                    # the seed every search trial trains with
+      sampler: tpe               # tpe | random | qmc (augbench/tune/samplers.py)
       pruner: median             # median | hyperband | none, or {type: median, startup_trials: 5, ...}
       space:
         dlb:
@@ -148,7 +149,8 @@ def parse_experiment(data: Any, source: str) -> Experiment:
         epochs=file.epochs, fixed=fixed, method_args=method_args,
         protocol=protocol.name if protocol else None,
         protocol_settings={k: v for k, v in defaults.items() if k not in (*PROTOCOL_TOP_LEVEL, "backbones")},
-        trials=file.search.trials, search_seed=file.search.seed, pruner=pruner, space=space,
+        trials=file.search.trials, search_seed=file.search.seed, sampler=file.search.sampler, pruner=pruner,
+        space=space,
         final_seeds=file.final.seeds, retries=file.retries, heartbeat_interval=file.heartbeat.interval,
         heartbeat_grace=file.heartbeat.grace, loader_workers=file.loader_workers,
         wandb_project=file.wandb.project, wandb_mode=file.wandb.mode, ddp_processes=file.ddp.nproc_per_node,

@@ -18,6 +18,7 @@ from typing import Any
 from augbench.config import FIXED_FIELDS, RunConfig
 from augbench.methods import METHODS
 from augbench.tune.pruning import PrunerSpec
+from augbench.tune.samplers import DEFAULT_SAMPLER
 from augbench.tune.space import Param
 
 #: Training hyperparameters a search space may vary (``milestones`` is a list, which Optuna cannot choose).
@@ -81,6 +82,7 @@ class Experiment:
     method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     trials: int = 10
     search_seed: int = 0
+    sampler: str = DEFAULT_SAMPLER
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
     space: dict[str, dict[str, Param]] = field(default_factory=dict)
     final_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -143,6 +145,8 @@ class Experiment:
             "fixed": dict(self.fixed),
             "method_args": {m: dict(a) for m, a in self.method_args.items()},
             "search": {"trials": self.trials, "seed": self.search_seed, "pruner": self.pruner.to_dict(),
+                       # Absent for the default, so definitions written before samplers keep their hash.
+                       **({"sampler": self.sampler} if self.sampler != DEFAULT_SAMPLER else {}),
                        "space": {m: {n: p.to_dict() for n, p in ps.items()} for m, ps in self.space.items()}},
             "final": {"seeds": list(self.final_seeds)},
             "retries": self.retries,

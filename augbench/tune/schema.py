@@ -25,6 +25,7 @@ from augbench.errors import UsageError
 from augbench.methods import METHODS
 from augbench.schema import DISTINCT, Invalid, Rule, at_least, between, declared, registered
 from augbench.tune.grid import CLEAN, DEFAULT_BUDGET
+from augbench.tune.samplers import DEFAULT_SAMPLER, SEARCH_SAMPLERS
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 NAME = Annotated[str, Rule(lambda v: bool(NAME_PATTERN.match(v)),
@@ -52,6 +53,8 @@ BUDGET = registered(BUDGETS)
 class SearchSection:
     trials: Annotated[int, at_least(1)] = declared(10, doc="trials per cell that has something to search")
     seed: int = declared(0, doc="the seed every search trial trains with")
+    sampler: registered(SEARCH_SAMPLERS) = declared(DEFAULT_SAMPLER, doc="how trials choose parameters "
+                                                                         "(augbench/tune/samplers.py)")
     pruner: str | dict[str, Any] = declared("median", accepted="median, hyperband or none, or a mapping with "
                                                               "type: one of them and its options")
     space: dict[str, dict[str, dict[str, Any]]] = declared(

@@ -31,24 +31,31 @@ that trains.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import importlib.util
 import os
 import re
 import time
 import urllib.parse
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.engine
 import sqlalchemy.exc
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.pool import NullPool
 
 from augbench.errors import UsageError
+from augbench.registry import registrar
 
 DEFAULT_STORAGE_FILE = "optuna.journal"
 STORAGE_ENV = "AUGBENCH_STORAGE"
@@ -96,7 +103,29 @@ def study_name(experiment: str, cell: str | None = None, phase: str | None = Non
     return experiment if cell is None else f"{experiment}/{cell}/{phase}"
 
 
-# -- opening -------------------------------------------------------------------------------------
+# -- storage kinds: how each opens, and its planning lock ------------------------------------------
+
+@dataclass(frozen=True)
+class StorageKind:
+    """A kind of Optuna storage, by the name :func:`storage_kind` gives it.
+
+    Attributes:
+        open: ``(storage, must_exist, flag) -> storage``; raises UsageError naming ``flag``.
+        lock: ``(storage, experiment name) -> context manager``, the planning lock
+            (``augbench.tune.coordination``); it must be released when its holder dies.
+        form: what the ``--storage`` value looks like, for error messages.
+    """
+
+    open: Callable[[str, bool, str], Any]
+    lock: Callable[[str, str], Any]
+    form: str
+
+
+#: Storage kinds by name (``journal``, or a SQLAlchemy dialect): registering one makes it a valid
+#: ``--storage``, ``$AUGBENCH_STORAGE`` and leaderboard ``--from`` value, with its planning lock.
+STORAGE_KINDS: dict[str, StorageKind] = {}
+register_storage_kind = registrar(STORAGE_KINDS, "storage kind")
+
 
 def _open_journal(path: str, must_exist: bool, flag: str):
     if must_exist and not Path(path).is_file():
@@ -117,7 +146,7 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def _open_rdb(url: str, flag: str):
+def _open_rdb(url: str, must_exist: bool, flag: str):
     last_error = None
     # Workers that start together race to create the schema on an empty database; the loser retries.
     for attempt in range(5):
@@ -133,18 +162,79 @@ def _open_rdb(url: str, flag: str):
     raise UsageError(f"{flag} {redact_url(url)}: cannot open ({message})")
 
 
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"augbench:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _session_lock(storage: str, acquire: str, release: str, params: dict) -> Iterator[None]:
+    """A database session-level lock, held while the block runs, on a connection of its own."""
+    engine = sqlalchemy.create_engine(sqlalchemy_url(storage), poolclass=NullPool)
+    conn = engine.connect()
+    try:
+        conn.execute(sqlalchemy.text(acquire), params)
+        conn.commit()
+        yield
+        conn.execute(sqlalchemy.text(release), params)
+        conn.commit()
+    finally:
+        # Closing the session for good is what releases a session-level lock on every path.
+        conn.close()
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+register_storage_kind("journal")(StorageKind(
+    _open_journal, lambda storage, name: _file_lock(storage + ".plan-lock"), "the path of a journal file"))
+register_storage_kind("postgresql")(StorageKind(
+    _open_rdb, lambda storage, name: _session_lock(storage, "SELECT pg_advisory_lock(:key)",
+                                                   "SELECT pg_advisory_unlock(:key)", {"key": _lock_key(name)}),
+    "postgresql://USER:PASSWORD@HOST:PORT/DB"))
+register_storage_kind("mysql")(StorageKind(
+    _open_rdb, lambda storage, name: _session_lock(
+        storage, "SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)",
+        {"name": f"augbench:{hashlib.sha256(name.encode()).hexdigest()[:40]}"}),
+    "mysql://USER:PASSWORD@HOST:PORT/DB"))
+register_storage_kind("sqlite")(StorageKind(
+    _open_rdb, lambda storage, name: _file_lock(f"{sqlalchemy.engine.make_url(storage).database}.plan-lock"),
+    "sqlite:///PATH"))
+
+
+def storage_forms() -> str:
+    """Every registered kind's form, for error messages."""
+    return ", ".join(kind.form for kind in STORAGE_KINDS.values())
+
+
 def open_storage(storage: str, *, must_exist: bool = False, flag: str = "--storage"):
-    """Opens an Optuna storage: a journal file, or an RDB storage for a URL.
+    """Opens an Optuna storage of a registered kind (:data:`STORAGE_KINDS`): a journal file, or a URL.
 
     Raises UsageError naming ``flag`` (the option the value came from), with the password redacted, when
-    the storage cannot be opened.
+    the storage cannot be opened or is of no registered kind.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The journal storage's file backend is marked experimental; augbench relies on it knowingly.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if not is_url(storage):
-        return _open_journal(storage, must_exist, flag)
-    return _open_rdb(storage, flag)
+    return STORAGE_KINDS[_checked_kind(storage, flag)].open(storage, must_exist, flag)
+
+
+def _checked_kind(storage: str, flag: str) -> str:
+    try:
+        kind = storage_kind(storage)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        kind = None
+    if kind not in STORAGE_KINDS:
+        raise UsageError(f"{flag} {redact_url(storage)}: not a storage augbench can use; accepted: "
+                         f"{storage_forms()}")
+    return kind
 
 
 def storage_kind(storage: str) -> str:
@@ -215,6 +305,6 @@ def storage_from_env(value: str | None) -> str | None:
 
 def valid_storage_string(storage: str) -> str:
     if is_url(storage) and not re.match(r"^[a-z][a-z0-9+]*://", storage):
-        raise UsageError(f"--storage {redact_url(storage)}: accepted: postgresql://USER:PASSWORD@HOST:PORT/DB, "
-                         "mysql://..., sqlite:///PATH, or the path of a journal file")
+        raise UsageError(f"--storage {redact_url(storage)}: accepted: {storage_forms()}")
+    _checked_kind(storage, "--storage")
     return storage

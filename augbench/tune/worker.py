@@ -50,6 +50,7 @@ from augbench.tune.grid import Cell, Experiment
 from augbench.tune.plan import plan
 from augbench.tune.pruning import PruningCallback, read_metrics
 from augbench.tune.reproduce import command_line, train_command
+from augbench.tune.samplers import SEARCH_SAMPLERS
 from augbench.tune.storage import RECORD, load_study, redact_url, scrub, study_name, study_summaries
 
 REPRODUCE_DIR = "runs/reproduce"
@@ -156,8 +157,7 @@ class Worker:
     def run_trial(self, cell: Cell, phase: str, study, trial) -> None:
         slot, seed = trial.user_attrs["slot"], trial.user_attrs["seed"]
         # Each slot's attempt samples from its own seed, whichever worker runs it.
-        study.sampler = optuna.samplers.TPESampler(seed=_seed(cell.id, slot, trial.user_attrs.get("attempt", 1)),
-                                                   constant_liar=True)
+        study.sampler = SEARCH_SAMPLERS[self.exp.sampler](_seed(cell.id, slot, trial.user_attrs.get("attempt", 1)))
         prefix = f"[{cell.id} {phase} {slot}]"
         with Heartbeat(trial, self.exp.heartbeat_interval) as heartbeat:
             try:
