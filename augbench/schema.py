@@ -248,8 +248,9 @@ def json_schema(tp: Any) -> dict[str, Any]:
             words = [w for w in (f.metadata.get("doc"), f.metadata.get("accepted"), prop.get("description")) if w]
             if words:
                 prop["description"] = "; ".join(dict.fromkeys(words))
-            if f.default is not dataclasses.MISSING and coerce(f.default, hints(tp)[f.name]) is not INVALID:
-                prop["default"] = f.default  # (a section's "not given" None is no default a file could write)
+            if f.default is not dataclasses.MISSING:
+                if coerce(f.default, hints(tp)[f.name]) is not INVALID:  # a section's None means "not given"
+                    prop["default"] = f.default
             elif f.default_factory is dataclasses.MISSING and f.metadata.get("required", True):
                 required.append(f.name)
             properties[f.name] = prop
