@@ -137,3 +137,17 @@ def test_read_refuses_unknown_and_missing_fields_naming_the_file(tmp_path):
         read(HeartbeatSection, {"grace": 10}, "f.yaml", "heartbeat")
     with pytest.raises(UsageError, match=r"^f.yaml: unknown field heartbeat.beat; accepted: interval, grace$"):
         read(HeartbeatSection, {"beat": 10}, "f.yaml", "heartbeat")
+
+
+def test_the_experiment_format_in_the_docs_names_every_declared_field():
+    import dataclasses
+
+    from augbench.tune import experiment, schema
+
+    doc = experiment.__doc__
+    sections = {"search": schema.SearchSection, "final": schema.FinalSection, "heartbeat": schema.HeartbeatSection,
+                "wandb": schema.WandbSection, "ddp": schema.DdpSection}
+    missing = [f.name for f in dataclasses.fields(schema.ExperimentFile) if f"{f.name}:" not in doc]
+    missing += [f"{name}.{f.name}" for name, section in sections.items() for f in dataclasses.fields(section)
+                if f.name not in doc]
+    assert not missing, f"augbench/tune/experiment.py's docstring does not show: {missing}"

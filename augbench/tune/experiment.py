@@ -3,9 +3,12 @@
 An experiment names a data set and its split sizes, the axes of the grid
 (backbones x recipes x methods x label noise x budgets), fixed
 hyperparameters, a search space per method, the trials per cell, the pruner
-and the seeds of the final phase::
+and the seeds of the final phase (every field is declared in
+:mod:`augbench.tune.schema`; ``augbench schema experiment`` prints them)::
 
     name: dlb_vs_ce
+    description: CE against DLB with and without Cutout
+    group: my_map                # optional: experiments of one group share the leaderboard's tables
     protocol: cpu_short          # optional: training settings from recipes/protocols/ (augbench/protocol.py)
     dataset: fashion_mnist
     train_subset: 8000           # stratified; omit for the whole training set
