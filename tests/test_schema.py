@@ -151,3 +151,14 @@ def test_the_experiment_format_in_the_docs_names_every_declared_field():
     missing += [f"{name}.{f.name}" for name, section in sections.items() for f in dataclasses.fields(section)
                 if f.name not in doc]
     assert not missing, f"augbench/tune/experiment.py's docstring does not show: {missing}"
+
+
+@pytest.mark.parametrize("module,declared", [("augbench.augment.recipe", "RecipeFile"),
+                                             ("augbench.protocol", "ProtocolFile")])
+def test_the_recipe_and_protocol_formats_in_the_docs_name_every_declared_field(module, declared):
+    import dataclasses
+    import importlib
+
+    loaded = importlib.import_module(module)
+    missing = [f.name for f in dataclasses.fields(getattr(loaded, declared)) if f"{f.name}:" not in loaded.__doc__]
+    assert not missing, f"{module}'s docstring does not show: {missing}"
