@@ -163,7 +163,11 @@ def check(value: Any, tp: Any, where: str = "") -> Any:
     if tp is Any:
         return value
     if origin is Annotated:
-        value = check(value, args[0], where)
+        try:
+            value = check(value, args[0], where)
+        except Invalid as err:  # the value itself has the wrong type: say what the rule accepts
+            rules = [a for a in args[1:] if isinstance(a, Rule)]
+            raise (Invalid(where, value, rules[-1].words()) if rules and err.where == where else err) from None
         for rule in (a for a in args[1:] if isinstance(a, Rule)):
             if not rule.check(value):
                 raise Invalid(where, value, rule.words())
@@ -290,8 +294,8 @@ def _read(cls: Any, data: Any, defaults: Mapping[str, Any], where: str) -> Any:
             raw = data[f.name]
         elif f.name in defaults:
             raw = defaults[f.name]
-        elif dataclasses.is_dataclass(tp) and f.default is dataclasses.MISSING:
-            raw = {}  # a section left out: its own defaults
+        elif dataclasses.is_dataclass(tp) and f.default_factory is not dataclasses.MISSING:
+            raw = {}  # a section left out that has a default: its own fields' defaults, checked
         elif f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
             continue
         else:

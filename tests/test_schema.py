@@ -162,3 +162,23 @@ def test_the_recipe_and_protocol_formats_in_the_docs_name_every_declared_field(m
     loaded = importlib.import_module(module)
     missing = [f.name for f in dataclasses.fields(getattr(loaded, declared)) if f"{f.name}:" not in loaded.__doc__]
     assert not missing, f"{module}'s docstring does not show: {missing}"
+
+
+def test_values_keep_the_type_written_so_stored_definitions_keep_their_hash(tmp_path):
+    space = {"ce": {"lr": {"type": "float", "low": 1, "high": 2},
+                    "weight_decay": {"type": "float", "low": 0, "high": 1, "step": 1}}}
+    data = yaml.safe_load((ROOT / "recipes" / "experiments" / "pruning_savings.yaml").read_text())
+    path = tmp_path / "ints.yaml"
+    path.write_text(yaml.safe_dump({**data, "search": {**data["search"], "space": space}}))
+    written = load_experiment(path).to_dict()["search"]["space"]["ce"]
+    assert written["lr"]["low"] == 1 and type(written["lr"]["low"]) is int
+    assert type(written["weight_decay"]["step"]) is int
+
+
+def test_a_required_section_left_out_is_reported_missing(tmp_path):
+    from augbench.protocol import load_protocol
+
+    path = tmp_path / "nos.yaml"
+    path.write_text("name: nos\ndescription: d\nsource: s\n")
+    with pytest.raises(UsageError, match=r"nos.yaml: field settings is missing; accepted: a mapping with the fields"):
+        load_protocol(str(path))

@@ -81,7 +81,7 @@ class RecipeFile:
     ops: list[Any] = declared(accepted="a list of operations, each a mapping with 'op' (an operation name) and "
                                        "its arguments", doc="per-sample operations, in order, drawn afresh for "
                                                             "every view")
-    source: str | None = declared(None, doc="where its numbers come from: repository paths, paper sections "
+    source: str = declared(None, doc="where its numbers come from: repository paths, paper sections "
                                             "(required for the recipes shipped with augbench)")
     mix: dict[str, Any] | None = declared(None, doc="batch mixing (timm's Mixup arguments)")
     dlb_mix: registered(DLB_MIX_POLICIES) = declared("shared", doc="how DLB mixes its replayed batch")

@@ -99,7 +99,7 @@ class ExperimentFile:
     """An experiment file's fields. A protocol's settings stand in for the fields it gives (see ``read``)."""
 
     name: NAME = declared(doc="names the output folder and the Optuna studies")
-    group: NAME | None = declared(None, doc="experiments of one group share the leaderboard's tables "
+    group: NAME = declared(None, doc="experiments of one group share the leaderboard's tables "
                                             "(default: the name)")
     description: str = ""
     protocol: str | None = declared(None, accepted="a protocol name (recipes/protocols/) or the path of a "

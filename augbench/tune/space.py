@@ -49,10 +49,11 @@ class FloatRange:
     """``{type: float, low, high, log, step}``: Optuna's ``suggest_float``."""
 
     type: str
-    low: float
-    high: float
+    # int | float: bounds keep the type written (``low: 1`` stays 1), so the definition (and its hash) is the file's.
+    low: int | float
+    high: int | float
     log: bool = False
-    step: float | None = None
+    step: int | float | None = None
 
     def check(self) -> None:
         if not self.low < self.high:
