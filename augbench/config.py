@@ -213,15 +213,16 @@ def field_accepted(name: str) -> str:
     return spec.metadata.get("accepted") or schema.describe(field_hint(name))
 
 
-def config_section(name: str, fields: tuple[str, ...], doc: str) -> type:
+def config_section(name: str, fields: tuple[str, ...], doc: str, unknown_hint: str = "") -> type:
     """A declared section (``augbench.schema``) of some RunConfig fields, each with its own type and words.
 
     An experiment's ``fixed`` and a protocol's ``settings`` are such sections; a field left out reads as None
-    (see :func:`given`).
+    (see :func:`given`). ``unknown_hint`` tells a file that names another field where that one belongs.
     """
     section = dataclasses.make_dataclass(
         name, [(f, field_hint(f), schema.declared(None, accepted=field_accepted(f))) for f in fields], frozen=True)
     section.__doc__ = doc
+    section.unknown_hint = unknown_hint
     return section
 
 

@@ -49,7 +49,8 @@ def protocol_fields() -> tuple[str, ...]:
 #: ``settings``: the RunConfig fields that are training settings, each with its own type.
 SettingsSection = config_section("SettingsSection", protocol_fields(),
                                  "Training settings (RunConfig fields; the data set, model, method, recipe, seed and "
-                                 "label noise are a run's axes, not a protocol's).")
+                                 "label noise are a run's axes, not a protocol's).",
+                                 "the data set, model, method, recipe, seed and label noise are a run's axes")
 #: Text with something in it.
 TEXT = Annotated[str, Rule(lambda v: bool(v.strip()), "non-empty text", json={"pattern": r"\S"})]
 

@@ -285,8 +285,10 @@ def _read(cls: Any, data: Any, defaults: Mapping[str, Any], where: str) -> Any:
     fields = dataclasses.fields(cls)
     names = [f.name for f in fields]
     for key in data:
-        if key not in names:
-            raise Invalid(str(key), None, ", ".join(names), unknown=True).inside(where)
+        if key not in names:  # a section may say where the fields it lacks live (``unknown_hint``)
+            hint = getattr(cls, "unknown_hint", "")
+            raise Invalid(str(key), None, ", ".join(names) + (f" ({hint})" if hint else ""),
+                          unknown=True).inside(where)
     values = {}
     for f in fields:
         tp = hints(cls)[f.name]

@@ -91,7 +91,8 @@ class DdpSection:
 
 #: ``fixed``: every RunConfig field an experiment may fix for all its cells, with the field's own type.
 FixedSection = config_section("FixedSection", FIXED_FIELDS,
-                              "Training hyperparameters fixed for every cell (RunConfig fields; flags of augbench train).")
+                              "Training hyperparameters fixed for every cell (RunConfig fields; flags of augbench train).",
+                              "data, axes, epochs and seeds have their own fields")
 
 
 @dataclass(frozen=True, kw_only=True)
