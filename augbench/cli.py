@@ -21,6 +21,7 @@ from augbench.config import RunConfig, field_hint
 from augbench.errors import UsageError
 from augbench.plugins import load_plugins
 from augbench.protocol import list_protocols, load_protocol, resolve_config
+from augbench.run_folder import write_json_atomic
 
 
 def _word(flag: str, word: str):
@@ -248,13 +249,10 @@ def _run_schema(args) -> int:
     doc = (declared.__doc__ or "").strip().split("\n")[0]
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"augbench {args.kind}",
               "description": doc, **json_schema(declared)}
-    text = json.dumps(schema, indent=2, default=str) + "\n"
     if args.out is None:
-        sys.stdout.write(text)
+        sys.stdout.write(json.dumps(schema, indent=2, default=str) + "\n")
     else:
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        write_json_atomic(args.out, schema)
     return 0
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,20 +195,14 @@ def default_milestones(epochs: int) -> list[int]:
 
 # -- the type of a field's value, as files give it (checked with augbench.schema) ----------------
 
-@functools.cache
-def _hints() -> dict[str, Any]:
-    return typing.get_type_hints(RunConfig)
-
-
 def field_hint(name: str) -> Any:
     """RunConfig field ``name``'s type annotation, evaluated (``bool | str``, ``list[int]``, ...)."""
-    return _hints()[name]
+    return schema.hints(RunConfig)[name]
 
 
 def field_accepted(name: str) -> str:
     """What RunConfig field ``name`` accepts, in words (for error messages)."""
-    spec = next(f for f in dataclasses.fields(RunConfig) if f.name == name)
-    return spec.metadata.get("accepted") or schema.describe(field_hint(name))
+    return schema.accepted(RunConfig, name)
 
 
 def config_section(name: str, fields: tuple[str, ...], doc: str, unknown_hint: str = "") -> type:
@@ -229,10 +221,3 @@ def config_section(name: str, fields: tuple[str, ...], doc: str, unknown_hint: s
 def given(section: Any, data: dict[str, Any] | None) -> dict[str, Any]:
     """The fields of a read ``config_section`` that the file gave (``data``: the mapping it was read from)."""
     return {key: getattr(section, key) for key in data or {}}
-
-
-def field_value(name: str, value: Any) -> tuple[bool, Any]:
-    """Whether ``value`` (from a YAML file) fits RunConfig field ``name``'s type, and the value as the field
-    holds it (an integer for a float field becomes a float). Ranges are ``RunConfig.validate``'s."""
-    typed = schema.coerce(value, field_hint(name))
-    return typed is not schema.INVALID, typed if typed is not schema.INVALID else value

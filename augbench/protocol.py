@@ -41,6 +41,8 @@ from augbench.schema import Rule, declared, read
 
 #: RunConfig fields that are a run's axes, not its training settings: never set by a protocol.
 RUN_AXES = ("dataset", "model", "method", "method_args", "recipe", "seed", "label_noise", "protocol")
+
+
 def protocol_fields() -> tuple[str, ...]:
     """The RunConfig fields a protocol's ``settings`` may give."""
     return tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in RUN_AXES)

@@ -336,20 +336,20 @@ def read_arguments(factory: Callable, given: Mapping[str, Any], where: str,
     params = {name: p for name, p in inspect.signature(factory).parameters.items()
               if name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     words = ", ".join(f"{name} ({describe(types_[name])})" for name in params) or "no arguments"
-    for key in given:
-        if key not in params:
-            raise UsageError(f"{where}: unknown field {key}; accepted: {words}")
     resolved = {}
-    for name, param in params.items():
-        if name not in given:
-            if param.default is inspect.Parameter.empty:
-                raise UsageError(f"{where}: field {name} is missing; accepted: {describe(types_[name])}")
-            resolved[name] = param.default
-            continue
-        try:
-            resolved[name] = check(given[name], types_[name], name)
-        except Invalid as err:
-            raise UsageError(Invalid(err.where, err.value, err.accepted).message(where)) from None
+    try:
+        for key in given:
+            if key not in params:
+                raise Invalid(str(key), None, words, unknown=True)
+        for name, param in params.items():
+            if name in given:
+                resolved[name] = check(given[name], types_[name], name)
+            elif param.default is inspect.Parameter.empty:
+                raise Invalid(name, None, describe(types_[name]), missing=True)
+            else:
+                resolved[name] = param.default
+    except Invalid as err:
+        raise UsageError(err.message(where)) from None
     return resolved
 
 

@@ -60,7 +60,7 @@ from augbench.augment.pipeline import Pipeline, SamplePipeline
 from augbench.data import list_datasets
 from augbench.errors import UsageError
 from augbench.lookup import YAML_SUFFIXES, files_by_name, is_path, search_folders
-from augbench.schema import declared, read, read_arguments, registered
+from augbench.schema import Invalid, declared, read, read_arguments, registered
 
 #: How a method that replays a batch (DLB) mixes the replay, by name (``augbench.augment.mixing``).
 DLB_MIX_POLICIES = REPLAY_MIX_POLICIES
@@ -227,7 +227,7 @@ def _build(factory: Any, args: dict[str, Any], where: str) -> Any:
     try:
         return factory(**args)
     except OpArgumentError as err:
-        raise UsageError(f"{where}: field {err.field}: got {err.value!r}; accepted: {err.accepted}") from None
+        raise UsageError(Invalid(err.field, err.value, err.accepted).message(where)) from None
 
 
 def _plain(value: Any) -> Any:

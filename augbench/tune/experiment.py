@@ -72,7 +72,7 @@ from augbench.config import given
 from augbench.errors import UsageError
 from augbench.methods import get_method
 from augbench.protocol import list_protocols, load_protocol
-from augbench.schema import read
+from augbench.schema import Invalid, read
 from augbench.tune.grid import (
     CLEAN,
     DEFAULT_BUDGET,
@@ -85,7 +85,7 @@ from augbench.tune.grid import (
 )
 from augbench.tune.preflight import check_configs, preflight
 from augbench.tune.pruning import PRUNERS, PrunerSpec, parse_pruner
-from augbench.tune.schema import NAME_PATTERN, ExperimentFile
+from augbench.tune.schema import CLEAN_SPELLINGS, NAME_PATTERN, ExperimentFile
 from augbench.tune.space import PARAM_TYPES, Param, parse_param
 
 if typing.TYPE_CHECKING:
@@ -125,7 +125,7 @@ def parse_experiment(data: Any, source: str) -> Experiment:
             load_recipe(recipe, dataset=file.dataset)
         except UsageError as err:
             raise UsageError(f"{source}: field recipes[{i}]: {err}") from None
-    label_noise = [None if value in (None, CLEAN, "none") else value for value in file.label_noise]
+    label_noise = [None if value in CLEAN_SPELLINGS else value for value in file.label_noise]
     if len(set(label_noise)) != len(label_noise):
         _fail(source, "label_noise", file.label_noise, "a list without repeated entries (clean, none and null "
                                                        "are one)")
@@ -169,7 +169,7 @@ def parse_experiment(data: Any, source: str) -> Experiment:
 
 
 def _fail(source: str, where: str, value: Any, accepted: str) -> None:
-    raise UsageError(f"{source}: field {where}: got {value!r}; accepted: {accepted}")
+    raise UsageError(Invalid(where, value, accepted).message(source))
 
 
 def _parse_protocol(data: Any, source: str) -> Protocol | None:

@@ -36,8 +36,12 @@ MODEL = Annotated[str, Rule(timm.is_model, lambda: f"one of augbench's models ({
 RECIPE = Annotated[str, Rule(bool, "a recipe name or a path to a recipe YAML file")]
 
 
+#: The ways a file may write clean labels in ``label_noise``; all mean no noise.
+CLEAN_SPELLINGS = (None, CLEAN, "none")
+
+
 def _is_noise(value: str | None) -> bool:
-    if value is None or value in (CLEAN, "none"):
+    if value in CLEAN_SPELLINGS:
         return True
     try:
         return parse_label_noise(value) is not None
