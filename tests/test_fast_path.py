@@ -25,9 +25,22 @@ def gray_batch(b=64, c=1, h=28, w=28, value=200):
     return torch.full((b, c, h, w), value, dtype=torch.uint8)
 
 
-def test_the_standard_ops_are_batch_ops_and_the_policies_sample_ops():
-    assert {"pad_crop", "flip", "cutout", "random_erasing"} <= set(BATCH_OPS)
-    assert {OP_KINDS[n] for n in ("autoaugment", "randaugment", "trivialaugment", "albumentations")} == {"sample"}
+def test_the_standard_ops_and_policies_are_batch_ops_and_torchvisions_own_policies_sample_ops():
+    assert {"pad_crop", "flip", "cutout", "random_erasing", "autoaugment", "randaugment",
+            "trivialaugment"} <= set(BATCH_OPS)
+    sample_ops = ("tv_autoaugment", "tv_randaugment", "tv_trivialaugment", "albumentations", "color_jitter")
+    assert {OP_KINDS[n] for n in sample_ops} == {"sample"}
+
+
+@pytest.fixture
+def policy_in_loader(tmp_path):
+    """A recipe whose first op (torchvision's AutoAugment) runs in the loader, the rest on the device."""
+    path = tmp_path / "tv_autoaugment.yaml"
+    path.write_text("name: tv_autoaugment\ndescription: torchvision's AutoAugment per sample, then crop, flip\n"
+                    "paper: Cubuk et al. 2019\n"
+                    "ops:\n  - {op: tv_autoaugment, policy: cifar10}\n  - {op: pad_crop, padding: 4}\n"
+                    "  - {op: flip, p: 0.5}\n  - {op: cutout, length: 16}\n")
+    return str(path)
 
 
 @pytest.mark.parametrize("name", BATCH_OPS)
@@ -41,7 +54,9 @@ def test_every_batch_op_keeps_shape_is_reproducible_and_draws_per_sample(name, c
     assert a.shape == images.shape and a.dtype == torch.uint8
     assert torch.equal(a, b) and not torch.equal(a, c)
     changed = (a != images).flatten(1).any(1)
-    assert 0 < changed.sum() < 64 or name in ("pad_crop", "cutout")  # drawn per sample, not per batch
+    # drawn per sample, not per batch (RandAugment's two ops leave almost no image as it was: its per-sample
+    # draws are tested in test_policy_ops)
+    assert 0 < changed.sum() < 64 or name in ("pad_crop", "cutout", "randaugment")
     assert op.sample(images[0]).shape == images[0].shape  # the per-sample reference form
 
 
@@ -92,15 +107,19 @@ def test_random_erasing_matches_torchvision_draws_in_distribution():
     assert abs(batched[batched > 0].mean() - reference[reference > 0].mean()) < 25  # ~215 px on average
 
 
-def test_pipeline_splits_after_the_last_sample_op():
-    recipe = load_recipe("autoaugment")
+def test_pipeline_splits_after_the_last_sample_op(policy_in_loader):
+    recipe = load_recipe(policy_in_loader)
     names = [name for name, _ in recipe.pipeline.spec]
-    assert names[:2] == ["autoaugment", "pad_crop"] and recipe.pipeline.split == 1  # the policy runs first
+    assert names[:2] == ["tv_autoaugment", "pad_crop"] and recipe.pipeline.split == 1  # the policy runs first
     assert load_recipe("baseline").pipeline.split == 0 and not load_recipe("cutout").pipeline.needs_loader
+    assert not load_recipe("autoaugment").pipeline.needs_loader  # the batched policy runs on the device
 
 
-@pytest.mark.parametrize("recipe", ["autoaugment", "cutout"])
-def test_views_are_the_same_with_0_or_2_workers_and_per_epoch(small_config, recipe):
+@pytest.mark.parametrize("recipe", ["policy_in_loader", "autoaugment", "cutout"])
+def test_views_are_the_same_with_0_or_2_workers_and_per_epoch(small_config, recipe, request):
+    if recipe == "policy_in_loader":
+        recipe = request.getfixturevalue(recipe)
+
     def views(workers, epochs):
         setup = build(small_config(recipe=recipe, method="dlb", batch_size=32, train_subset=128), num_workers=workers)
         for epoch in epochs:
@@ -202,7 +221,7 @@ def test_bench_prints_json_with_every_measurement(capsys):
                  "--steps", "2", "--workers", "0", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model_only"]["batch"] > 0
-    assert set(result["data_path"]) == {"autoaugment"}  # sample ops in the loader, then batch ops on the device
+    assert set(result["data_path"]) == {"autoaugment"}  # the batched policy against torchvision's, per sample
     assert set(result["end_to_end"]) == {"autoaugment/ce", "autoaugment/dlb"}
     assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in result["end_to_end"].values())
     assert result["dlb_step"]["ratio"] > 0

@@ -1,4 +1,4 @@
-"""Learned and random augmentation policies, and colour jitter, from torchvision.
+"""Learned and random augmentation policies, and colour jitter.
 
 - AutoAugment: Cubuk, Zoph, Mane, Vasudevan & Le, "AutoAugment: Learning
   Augmentation Strategies from Data", CVPR 2019, arXiv:1805.09501. The
@@ -14,18 +14,31 @@
   operation per image at a uniformly drawn magnitude (the "wide" ranges).
 - Colour jitter (Krizhevsky et al. 2012; torchvision's ``ColorJitter``).
 
-All work on uint8 ``[C, H, W]`` tensors, one or three channels; saturation
+``autoaugment``, ``randaugment`` and ``trivialaugment`` are **batch** ops:
+every sample draws its own operations, magnitudes and signs on the training
+device from the generator it is given, exactly as torchvision's transforms
+draw them for one image (``torchvision/transforms/v2/_auto_augment.py``:
+the policy tables and magnitude ranges are read from torchvision's classes,
+so they are torchvision's), and the operations run batched
+(:mod:`augbench.augment.policy_ops`). ``tv_autoaugment``, ``tv_randaugment``
+and ``tv_trivialaugment`` are torchvision's own transforms, one image at a
+time in the loader (sample ops); the batch ops' ``sample`` is the same
+transform, the per-sample reference ``augbench bench`` measures against.
+
+All work on uint8 ``[C, H, W]`` images, one or three channels; saturation
 and hue leave a grayscale image unchanged. ``fill`` is the pixel value for
-areas that geometric operations uncover. Randomness: torch's global generator.
+areas that geometric operations uncover.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torchvision.transforms import v2
 
-from augbench.augment.ops import Fill, check_fill, register_op, require
+from augbench.augment.ops import Fill, check_fill, register_op, require, uniform_int
+from augbench.augment.policy_ops import IDENTITY, apply_ops, fill_list
 
 AUTOAUGMENT_POLICIES = {
     "cifar10": v2.AutoAugmentPolicy.CIFAR10,
@@ -40,15 +53,11 @@ def _fill(fill: Fill) -> int | list[int]:
     return 0 if fill == "mean" else fill
 
 
-@register_op("autoaugment")
-def autoaugment(policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: Fill = 0) -> v2.Transform:
-    """AutoAugment (Cubuk et al. 2019) with the policy learned on ``policy``."""
+def _tv_autoaugment(policy: str, fill: Fill) -> v2.Transform:
     return v2.AutoAugment(AUTOAUGMENT_POLICIES[policy], fill=_fill(fill))
 
 
-@register_op("randaugment")
-def randaugment(num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill: Fill = 0) -> v2.Transform:
-    """RandAugment (Cubuk et al. 2020): N = ``num_ops`` operations at magnitude M = ``magnitude``."""
+def _tv_randaugment(num_ops: int, magnitude: int, num_magnitude_bins: int, fill: Fill) -> v2.Transform:
     require(num_ops >= 0, "num_ops", num_ops, "an integer >= 0")
     require(num_magnitude_bins >= 2, "num_magnitude_bins", num_magnitude_bins, "an integer >= 2")
     require(0 <= magnitude < num_magnitude_bins, "magnitude", magnitude,
@@ -57,11 +66,140 @@ def randaugment(num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 
                           fill=_fill(fill))
 
 
-@register_op("trivialaugment")
-def trivialaugment(num_magnitude_bins: int = 31, fill: Fill = 0) -> v2.Transform:
-    """TrivialAugment Wide (Müller & Hutter 2021): one operation, uniformly drawn magnitude."""
+def _tv_trivialaugment(num_magnitude_bins: int, fill: Fill) -> v2.Transform:
     require(num_magnitude_bins >= 2, "num_magnitude_bins", num_magnitude_bins, "an integer >= 2")
     return v2.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=_fill(fill))
+
+
+@register_op("tv_autoaugment")
+def tv_autoaugment(policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: Fill = 0) -> v2.Transform:
+    """torchvision's AutoAugment, one image at a time in the loader."""
+    return _tv_autoaugment(policy, fill)
+
+
+@register_op("tv_randaugment")
+def tv_randaugment(num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31,
+                   fill: Fill = 0) -> v2.Transform:
+    """torchvision's RandAugment, one image at a time in the loader."""
+    return _tv_randaugment(num_ops, magnitude, num_magnitude_bins, fill)
+
+
+@register_op("tv_trivialaugment")
+def tv_trivialaugment(num_magnitude_bins: int = 31, fill: Fill = 0) -> v2.Transform:
+    """torchvision's TrivialAugment Wide, one image at a time in the loader."""
+    return _tv_trivialaugment(num_magnitude_bins, fill)
+
+
+class _Table:
+    """A policy's operations and magnitudes for one image size, on one device.
+
+    ``names[k]`` is operation ``k`` (``names[0]`` is ``Identity``);
+    ``magnitudes[k, j]`` its magnitude at bin ``j`` (0 where it has none);
+    ``signed[k]`` whether its sign is drawn.
+    """
+
+    def __init__(self, space: dict, bins: int, h: int, w: int, device):
+        self.names = [IDENTITY] + [name for name in space if name != IDENTITY]
+        rows = []
+        for name in self.names:
+            values = space[name][0](bins, h, w) if name in space else None
+            rows.append(torch.zeros(bins) if values is None else values.float())
+        self.magnitudes = torch.stack(rows).to(device)
+        self.signed = torch.tensor([name in space and space[name][1] for name in self.names], device=device)
+
+
+class _BatchedPolicy:
+    """A torchvision policy drawn per sample on the device and applied batched.
+
+    ``_draw`` returns one ``(op_ids, bin)`` pair per step of the policy; the
+    magnitude is the table's value at that bin, negated with probability 1/2
+    for signed operations (``rand <= 0.5``, as torchvision draws it).
+    """
+
+    transform: v2.Transform
+    #: ``apply_ops``'s ``grouped``: None picks by device (grouped on a CPU, no host reads on an accelerator).
+    grouped: bool | None = None
+
+    def __init__(self, transform: v2.Transform, space: dict, bins: int, fill: Fill):
+        self.transform, self.space, self.bins, self.fill = transform, space, bins, fill
+        self._tables: dict[tuple, _Table] = {}
+
+    def table(self, h: int, w: int, device) -> _Table:
+        key = (h, w, str(device))
+        if key not in self._tables:
+            self._tables[key] = _Table(self.space, self.bins, h, w, device)
+        return self._tables[key]
+
+    def _draw(self, table: _Table, b: int, generator: torch.Generator, device) -> list[tuple]:
+        raise NotImplementedError
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, c, h, w = images.shape
+        table = self.table(h, w, images.device)
+        fill = fill_list(self.fill, c)
+        for op_ids, bins in self._draw(table, b, generator, images.device):
+            magnitude = table.magnitudes[op_ids, bins]
+            negate = table.signed[op_ids] & (torch.rand(b, generator=generator, device=images.device) <= 0.5)
+            images = apply_ops(images, op_ids, torch.where(negate, -magnitude, magnitude), table.names, fill,
+                               self.grouped)
+        return images
+
+    def sample(self, img: torch.Tensor) -> torch.Tensor:
+        """torchvision's transform on one image (the per-sample reference)."""
+        return self.transform(img)
+
+
+@register_op("autoaugment", kind="batch")
+class AutoAugment(_BatchedPolicy):
+    """AutoAugment (Cubuk et al. 2019) with the policy learned on ``policy``: per sample, one of the 25
+    sub-policies, each of its two operations applied with its probability at its magnitude bin (of 10)."""
+
+    def __init__(self, policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: Fill = 0):
+        transform = _tv_autoaugment(policy, fill)
+        super().__init__(transform, transform._AUGMENTATION_SPACE, 10, fill)
+        names = _Table(self.space, self.bins, 32, 32, "cpu").names
+        steps = list(zip(*transform._policies))  # step k: the k-th operation of every sub-policy
+        self._ops = torch.tensor([[names.index(name) for name, _, _ in step] for step in steps])
+        self._probability = torch.tensor([[p for _, p, _ in step] for step in steps])
+        self._bin = torch.tensor([[0 if j is None else j for _, _, j in step] for step in steps])
+
+    def _draw(self, table, b, generator, device):
+        ops, probability, bins = (t.to(device) for t in (self._ops, self._probability, self._bin))
+        chosen = uniform_int(ops.shape[1], b, generator, device)  # the sub-policy
+        draws = []
+        for step in range(ops.shape[0]):
+            applied = torch.rand(b, generator=generator, device=device) <= probability[step, chosen]
+            draws.append((torch.where(applied, ops[step, chosen], 0), bins[step, chosen]))
+        return draws
+
+
+@register_op("randaugment", kind="batch")
+class RandAugment(_BatchedPolicy):
+    """RandAugment (Cubuk et al. 2020): per sample, ``num_ops`` operations drawn uniformly from 14, each at
+    magnitude M = ``magnitude`` of ``num_magnitude_bins``."""
+
+    def __init__(self, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill: Fill = 0):
+        transform = _tv_randaugment(num_ops, magnitude, num_magnitude_bins, fill)
+        super().__init__(transform, transform._AUGMENTATION_SPACE, num_magnitude_bins, fill)
+        self.num_ops, self.magnitude = num_ops, magnitude
+
+    def _draw(self, table, b, generator, device):
+        m = torch.full((b,), self.magnitude, device=device)
+        return [(uniform_int(len(table.names), b, generator, device), m) for _ in range(self.num_ops)]
+
+
+@register_op("trivialaugment", kind="batch")
+class TrivialAugment(_BatchedPolicy):
+    """TrivialAugment Wide (Müller & Hutter 2021): per sample, one operation of 14 at a magnitude bin drawn
+    uniformly from ``num_magnitude_bins``."""
+
+    def __init__(self, num_magnitude_bins: int = 31, fill: Fill = 0):
+        transform = _tv_trivialaugment(num_magnitude_bins, fill)
+        super().__init__(transform, transform._AUGMENTATION_SPACE, num_magnitude_bins, fill)
+
+    def _draw(self, table, b, generator, device):
+        op_ids = uniform_int(len(table.names), b, generator, device)
+        return [(op_ids, uniform_int(self.bins, b, generator, device))]
 
 
 @register_op("color_jitter")

@@ -157,7 +157,7 @@ def data_path_rates(recipe_name: str, config: RunConfig, ds, device: torch.devic
 
 
 def kornia_rates(ds, device: torch.device, batch_size: int, batches: int) -> dict[str, dict[str, float]]:
-    """Kornia's batched ops (float images, as Kornia needs) against augbench's, two views each."""
+    """Kornia's batched ops and policies (float images, as Kornia needs) against augbench's, two views each."""
     try:
         import kornia.augmentation as K  # optional: only this comparison uses it
     except ImportError:
@@ -172,12 +172,20 @@ def kornia_rates(ds, device: torch.device, batch_size: int, batches: int) -> dic
                                                              p=1.0)),
         "random_erasing": (OPS["random_erasing"](), K.RandomErasing(scale=(0.02, 0.4), ratio=(0.3, 3.3), p=0.5)),
     }
+    import kornia.augmentation.auto as KA  # Kornia's policies act on RGB: both sides get 3 channels
+    policies = {
+        "autoaugment": (OPS["autoaugment"](policy="cifar10"), KA.AutoAugment("cifar10")),
+        "randaugment": (OPS["randaugment"](num_ops=2, magnitude=9), KA.RandAugment(n=2, m=9)),
+        "trivialaugment": (OPS["trivialaugment"](), KA.TrivialAugment()),
+    }
     images = ds.train_images[:batch_size].to(device)
+    rgb = images.expand(-1, 3, -1, -1).contiguous() if images.shape[1] == 1 else images
     generator = torch.Generator(device=device).manual_seed(0)
     rates = {}
-    for name, (ours, theirs) in pairs.items():
-        ours_rate = _rate(lambda op=ours: sum(op(images, generator).shape[0] for _ in range(2)), device, batches)
-        as_float = images.float() / 255
+    for name, (ours, theirs), x in [(*pair, images) for pair in pairs.items()] + \
+            [(*pair, rgb) for pair in policies.items()]:
+        ours_rate = _rate(lambda op=ours, x=x: sum(op(x, generator).shape[0] for _ in range(2)), device, batches)
+        as_float = x.float() / 255
         theirs_rate = _rate(lambda op=theirs, x=as_float: sum(op(x).shape[0] for _ in range(2)), device, batches)
         rates[name] = {"augbench": ours_rate, "kornia": theirs_rate}
     return rates

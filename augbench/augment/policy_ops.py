@@ -1,0 +1,288 @@
+"""The image operations of AutoAugment, RandAugment and TrivialAugment on whole batches.
+
+Each operation takes a uint8 ``[B, C, H, W]`` batch and one magnitude per
+sample (a float tensor ``[B]``, already signed) and computes what
+torchvision's ``_AutoAugmentBase._apply_image_or_video_transform``
+(``torchvision/transforms/v2/_auto_augment.py``) computes for one image at
+that magnitude: the same formulas, from ``torchvision/transforms/v2/
+functional/_color.py`` and ``_geometry.py``, with the scalar factor replaced
+by a per-sample tensor. Nothing is read back to the host.
+
+- **Geometric** operations (ShearX, ShearY, TranslateX, TranslateY, Rotate)
+  are one affine warp: each sample's inverse matrix is torchvision's
+  ``_get_inverse_affine_matrix``, its sampling grid ``_affine_grid``, and one
+  ``grid_sample`` (nearest, as the policies use) serves the whole batch.
+- **Pixel** operations (Brightness, Color, Contrast, Sharpness, Posterize,
+  Solarize, AutoContrast, Equalize, Invert) are registered in
+  :data:`PIXEL_OPS`. The blends do torchvision's float32 arithmetic in the
+  same order (a multiply, then a fused multiply-add) and truncate to uint8 as
+  it does, so the outputs equal torchvision's pixel for pixel
+  (``tests/test_policy_ops.py`` compares every operation at several
+  magnitudes).
+
+:func:`apply_ops` gives every sample its own operation in one pass: every
+operation the policy uses is computed on the batch and each sample keeps its
+own (a selection on the device, so there is no host synchronisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from augbench.registry import add
+
+PixelOp = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: name (torchvision's) -> ``(images uint8 [B, C, H, W], magnitude float [B]) -> images``.
+PIXEL_OPS: dict[str, PixelOp] = {}
+#: The geometric operations, done together by one affine warp (:func:`affine`).
+GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+IDENTITY = "Identity"
+
+
+def register_pixel_op(name: str):
+    def wrap(fn: PixelOp) -> PixelOp:
+        add(PIXEL_OPS, name, fn, "policy operation")
+        return fn
+    return wrap
+
+
+def _per_sample(values: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, 1, 1, 1)
+
+
+def _to_uint8(values: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 255] and truncate, as torchvision's ``_blend`` converts."""
+    return values.clamp_(0, 255).to(torch.uint8)
+
+
+def _factor(magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``1 + m`` and ``1 - (1 + m)`` per sample, as torchvision computes them (in float64, then float32)."""
+    factor = 1.0 + magnitude.double()
+    return _per_sample(factor.float()), _per_sample((1.0 - factor).float())
+
+
+def _blend(images: torch.Tensor, degenerate: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``factor * images + (1 - factor) * degenerate`` per sample, ``factor = 1 + m`` (torchvision's ``_blend``)."""
+    factor, rest = _factor(magnitude)
+    return _to_uint8(images.float().mul_(factor).addcmul_(degenerate.expand_as(images), rest))
+
+
+def _grayscale(images: torch.Tensor) -> torch.Tensor:
+    """float ``[B, 1, H, W]``: ITU-R 601-2 luma, floored (``_rgb_to_grayscale_image`` on uint8)."""
+    r, g, b = images.float().unbind(dim=-3)
+    return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3).floor_()
+
+
+@register_pixel_op("Brightness")
+def brightness(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``adjust_brightness(image, 1 + m)``: the image scaled by ``1 + m``."""
+    return _to_uint8(images.float().mul_(_factor(magnitude)[0]))
+
+
+@register_pixel_op("Color")
+def color(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``adjust_saturation(image, 1 + m)``: a blend with the image's grayscale (a grayscale image is unchanged)."""
+    if images.shape[-3] == 1:
+        return images
+    return _blend(images, _grayscale(images), magnitude)
+
+
+@register_pixel_op("Contrast")
+def contrast(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``adjust_contrast(image, 1 + m)``: a blend with the mean of the image's grayscale."""
+    gray = _grayscale(images) if images.shape[-3] == 3 else images.float()
+    return _blend(images, gray.mean(dim=(-3, -2, -1), keepdim=True), magnitude)
+
+
+@register_pixel_op("Sharpness")
+def sharpness(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``adjust_sharpness(image, 1 + m)``: interior pixels blended with a 3x3 smoothing (1s around a 5, /13).
+
+    The smoothing is summed in integers, ``(sum of the 3x3 block + 4 * centre) / 13``, and rounded: the same
+    value as torchvision's float32 convolution, because a multiple of 1/13 is never within rounding error
+    of a half.
+    """
+    b, c, h, w = images.shape
+    if h <= 2 or w <= 2:
+        return images
+    wide = images.to(torch.int16)
+    block = sum(wide[..., dy:h - 2 + dy, dx:w - 2 + dx] for dy in range(3) for dx in range(3))
+    blurred = block.add_(wide[..., 1:-1, 1:-1], alpha=4).float().div_(13.0).round_()
+    output = images.float()
+    inner = output[..., 1:-1, 1:-1]
+    inner.addcmul_(blurred.sub_(inner), _factor(magnitude)[1])
+    return _to_uint8(output)
+
+
+@register_pixel_op("Posterize")
+def posterize(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``posterize(image, int(m))``: keep the ``m`` highest bits of every value."""
+    bits = magnitude.to(torch.int64).clamp(0, 8)
+    mask = ((1 << bits) - 1) << (8 - bits)
+    return images & _per_sample(mask.to(torch.uint8))
+
+
+@register_pixel_op("Solarize")
+def solarize(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``solarize(image, 255 * m)``: values at or above the threshold inverted."""
+    threshold = _per_sample((255.0 * magnitude.double()).float())
+    return torch.where(images >= threshold, images.bitwise_not(), images)
+
+
+@register_pixel_op("AutoContrast")
+def autocontrast(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """Each channel stretched to [0, 255] (torchvision's kernel, which works on batches)."""
+    return TF.autocontrast_image(images)
+
+
+@register_pixel_op("Equalize")
+def equalize(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """Each channel's histogram equalised, PIL's way (torchvision's kernel, which works on batches)."""
+    return TF.equalize_image(images)
+
+
+@register_pixel_op("Invert")
+def invert(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    return images.bitwise_not()
+
+
+# -- geometric -------------------------------------------------------------------------------------
+
+def _geometry(op: str, magnitude: torch.Tensor, h: int, w: int) -> dict[str, torch.Tensor | float]:
+    """The arguments torchvision passes to ``affine``/``rotate`` for ``op`` (angles in radians, float64)."""
+    m = magnitude.double()
+    if op == "ShearX":  # shear about the top-left corner: center [0, 0] in pixels
+        return {"shear_x": torch.deg2rad(torch.rad2deg(torch.atan(m))), "cx": -0.5 * w, "cy": -0.5 * h}
+    if op == "ShearY":
+        return {"shear_y": torch.deg2rad(torch.rad2deg(torch.atan(m))), "cx": -0.5 * w, "cy": -0.5 * h}
+    if op == "TranslateX":
+        return {"tx": torch.trunc(m)}
+    if op == "TranslateY":
+        return {"ty": torch.trunc(m)}
+    if op == "Rotate":  # rotate() passes -angle to the affine matrix, after angle % 360
+        return {"angle": torch.deg2rad(-torch.remainder(m, 360.0))}
+    raise KeyError(op)
+
+
+def inverse_affine_matrices(angle, tx, ty, shear_x, shear_y, cx, cy) -> torch.Tensor:
+    """float64 ``[B, 2, 3]``: torchvision's ``_get_inverse_affine_matrix`` at scale 1, one matrix per sample.
+
+    Angles in radians; ``(cx, cy)`` is the centre relative to the image's centre.
+    """
+    cos_sy, tan_sx = torch.cos(shear_y), torch.tan(shear_x)
+    a = torch.cos(angle - shear_y) / cos_sy
+    b = -(a * tan_sx + torch.sin(angle))
+    c = torch.sin(angle - shear_y) / cos_sy
+    d = torch.cos(angle) - c * tan_sx
+    m0, m1, m3, m4 = d, -b, -c, a
+    m2 = cx - m0 * (cx + tx) - m1 * (cy + ty)
+    m5 = cy - m3 * (cx + tx) - m4 * (cy + ty)
+    return torch.stack([m0, m1, m2, m3, m4, m5], dim=-1).view(-1, 2, 3)
+
+
+def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str],
+           fill: list[int]) -> torch.Tensor:
+    """Every sample whose operation is geometric warped by it (nearest), the others unchanged.
+
+    Uncovered pixels take ``fill`` (one value per channel), as
+    ``_apply_grid_transform`` fills them: through a coverage channel.
+    """
+    b, c, h, w = images.shape
+    device = images.device
+    zeros = torch.zeros(b, dtype=torch.float64, device=device)
+    args = {key: zeros.clone() for key in ("angle", "tx", "ty", "shear_x", "shear_y", "cx", "cy")}
+    for index, name in enumerate(names):
+        if name not in GEOMETRIC:
+            continue
+        chosen = op_ids == index
+        for key, value in _geometry(name, magnitude, h, w).items():
+            args[key] = torch.where(chosen, value if torch.is_tensor(value) else zeros + value, args[key])
+    theta = inverse_affine_matrices(**args).float()
+    # torchvision's _affine_grid: pixel-centre coordinates, the matrix applied, then normalised to [-1, 1].
+    # (x, y, 1) . theta row, summed in that order (as a batched matrix product sums it, without its cost).
+    x = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device).view(1, 1, w)
+    y = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device).view(1, h, 1)
+    t = theta.div(torch.tensor([0.5 * w, 0.5 * h], device=device).view(1, 2, 1)).view(b, 2, 3, 1, 1)
+    grid = torch.stack([x * t[:, i, 0] + y * t[:, i, 1] + t[:, i, 2] for i in range(2)], dim=-1)
+    float_images = images.float()
+    filled = any(fill)
+    if filled:
+        float_images = torch.cat([float_images, torch.ones_like(float_images[:, :1])], dim=1)
+    warped = F.grid_sample(float_images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    if filled:
+        warped, covered = warped[:, :c], warped[:, c:]
+        fill_values = torch.tensor(fill, dtype=warped.dtype, device=device).view(1, c, 1, 1)
+        warped = torch.where(covered < 0.5, fill_values.expand_as(warped), warped)
+    return warped.round_().to(torch.uint8)
+
+
+def _kernels(names: list[str]) -> list[tuple[Callable, list[int]]]:
+    """``(kernel(images, op_ids, magnitude), op ids it serves)``: one affine warp for every geometric op, one
+    kernel per pixel op. ``Identity`` has none."""
+    kernels: list[tuple[Callable, list[int]]] = []
+    geometric = [k for k, name in enumerate(names) if name in GEOMETRIC]
+    if geometric:
+        kernels.append((lambda images, op_ids, magnitude, fill: affine(images, op_ids, magnitude, names, fill),
+                        geometric))
+    for index, name in enumerate(names):
+        if name in PIXEL_OPS:
+            kernels.append((lambda images, op_ids, magnitude, fill, op=PIXEL_OPS[name]: op(images, magnitude),
+                            [index]))
+        elif name != IDENTITY and name not in GEOMETRIC:
+            raise KeyError(f"policy operation {name!r}; known: {', '.join((IDENTITY, *GEOMETRIC, *PIXEL_OPS))}")
+    return kernels
+
+
+def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str],
+              fill: list[int], grouped: bool | None = None) -> torch.Tensor:
+    """Sample ``i`` gets operation ``names[op_ids[i]]`` at ``magnitude[i]``; ``Identity`` leaves it as it is.
+
+    Two ways to the same result:
+
+    - ``grouped`` (the default on a CPU): the batch is sorted by operation and
+      each kernel runs on its own samples only. The group sizes are read once
+      per call; on a CPU that costs nothing, and the work is one operation per
+      sample instead of every operation on every sample.
+    - not grouped (the default on an accelerator): every kernel runs on the
+      whole batch and each sample keeps its own output (``torch.where``), with
+      no read back to the host.
+    """
+    kernels = _kernels(names)
+    if grouped is None:
+        grouped = images.device.type == "cpu"
+    if not grouped:
+        out = images
+        for kernel, served in kernels:
+            chosen = torch.isin(op_ids, torch.tensor(served, device=op_ids.device))
+            out = torch.where(_per_sample(chosen), kernel(images, op_ids, magnitude, fill), out)
+        return out
+    group_of = torch.zeros(len(names), dtype=torch.long)
+    for group, (_, served) in enumerate(kernels, start=1):
+        group_of[served] = group
+    groups = group_of.to(op_ids.device)[op_ids]
+    order = torch.argsort(groups, stable=True)
+    sizes = torch.bincount(groups, minlength=len(kernels) + 1).tolist()
+    images_, op_ids_, magnitude_ = images[order], op_ids[order], magnitude[order]
+    pieces = [images_[:sizes[0]]]  # group 0: Identity, left as it is
+    start = sizes[0]
+    for (kernel, _), size in zip(kernels, sizes[1:]):
+        if size:
+            end = start + size
+            pieces.append(kernel(images_[start:end], op_ids_[start:end], magnitude_[start:end], fill))
+        start += size
+    out = torch.empty_like(images)
+    out[order] = torch.cat(pieces)
+    return out
+
+
+def fill_list(fill, channels: int) -> list[int]:
+    """One fill value per channel (``fill_values`` without the ``mean`` check: ``mean`` is 0 until prepared)."""
+    values = [0] if fill == "mean" else (fill if isinstance(fill, list) else [fill])
+    return values * channels if len(values) == 1 else list(values)
+
+
+__all__ = ["GEOMETRIC", "IDENTITY", "PIXEL_OPS", "affine", "apply_ops", "fill_list", "inverse_affine_matrices"]
