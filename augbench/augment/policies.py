@@ -133,15 +133,21 @@ class _BatchedPolicy:
     def _draw(self, table: _Table, b: int, generator: torch.Generator, device) -> list[tuple]:
         raise NotImplementedError
 
+    def draw(self, b: int, h: int, w: int, generator: torch.Generator, device) -> list[tuple]:
+        """``[(op_ids, signed magnitude), ...]``, one pair per step of the policy, for ``b`` samples."""
+        table = self.table(h, w, device)
+        steps = []
+        for op_ids, bins in self._draw(table, b, generator, device):
+            magnitude = table.magnitudes[op_ids, bins]
+            negate = table.signed[op_ids] & (torch.rand(b, generator=generator, device=device) <= 0.5)
+            steps.append((op_ids, torch.where(negate, -magnitude, magnitude)))
+        return steps
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, c, h, w = images.shape
-        table = self.table(h, w, images.device)
-        fill = fill_list(self.fill, c)
-        for op_ids, bins in self._draw(table, b, generator, images.device):
-            magnitude = table.magnitudes[op_ids, bins]
-            negate = table.signed[op_ids] & (torch.rand(b, generator=generator, device=images.device) <= 0.5)
-            images = apply_ops(images, op_ids, torch.where(negate, -magnitude, magnitude), table.names, fill,
-                               self.grouped)
+        names, fill = self.table(h, w, images.device).names, fill_list(self.fill, c)
+        for op_ids, magnitude in self.draw(b, h, w, generator, images.device):
+            images = apply_ops(images, op_ids, magnitude, names, fill, self.grouped)
         return images
 
     def sample(self, img: torch.Tensor) -> torch.Tensor:
