@@ -73,6 +73,22 @@ def test_pad_crop_is_a_translation_by_at_most_the_padding_with_every_offset_draw
     assert len(offsets) == (2 * p + 1) ** 2
 
 
+@pytest.mark.parametrize("fill", [0, [1, 2, 3]])
+def test_fused_crop_and_flip_equal_the_two_ops_one_after_the_other(fill):
+    from augbench.augment.pipeline import Pipeline
+
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    crop, flip, cutout = OPS["pad_crop"](padding=4, fill=fill), OPS["flip"](p=0.5), OPS["cutout"]()
+    g = torch.Generator().manual_seed(0)
+    separate = cutout(flip(crop(images, g), g), g)
+    pipeline = Pipeline.from_spec([("pad_crop", {"padding": 4, "fill": fill}), ("flip", {"p": 0.5}), ("cutout", {})])
+    fused = pipeline(images, torch.Generator().manual_seed(0))
+    assert torch.equal(separate, fused)
+    crop_flip = Pipeline.from_spec([("pad_crop", {"padding": 4, "fill": fill}), ("flip", {"p": 0.5})])
+    flipped = crop_flip(images, torch.Generator().manual_seed(0)) != crop(images, torch.Generator().manual_seed(0))
+    assert 0 < flipped.flatten(1).any(1).sum() < 64  # some samples flipped, some not
+
+
 def test_flip_mirrors_about_p_of_the_samples():
     images = torch.randint(0, 256, (4000, 1, 8, 8), dtype=torch.uint8)
     out = OPS["flip"](p=0.3)(images, torch.Generator().manual_seed(0))

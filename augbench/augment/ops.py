@@ -157,18 +157,25 @@ class PadCrop:
         padded[..., p:-p, p:-p] = images
         return padded
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator,
+                 then_flip: HorizontalFlip | None = None) -> torch.Tensor:
+        """The crops; with ``then_flip``, that flip too, in the same gather (the same draws, in the same
+        order, as the two ops one after the other: see :data:`augbench.augment.pipeline.FUSED`)."""
         p = self.padding
         if p == 0:
-            return images
+            return images if then_flip is None else then_flip(images, generator)
         b, c, h, w = images.shape
         wide = w + 2 * p
         padded = self._padded(images).reshape(b, c, (h + 2 * p) * wide)
         offsets = uniform_int(2 * p + 1, 2 * b, generator, images.device).view(2, b, 1)
-        # One gather: output pixel (y, x) of sample i reads padded pixel (top_i + y, left_i + x).
-        grid = (torch.arange(h, device=images.device).view(h, 1) * wide
-                + torch.arange(w, device=images.device).view(1, w)).view(1, h * w)
-        index = offsets[0] * wide + offsets[1] + grid
+        # One gather: output pixel (y, x) of sample i reads padded pixel (top_i + y, left_i + x), or
+        # (top_i + y, left_i + w - 1 - x) where the sample is flipped.
+        rows = torch.arange(h, device=images.device).view(1, h, 1) * wide
+        cols = torch.arange(w, device=images.device).view(1, 1, w)
+        if then_flip is not None:
+            flipped = then_flip.draw(b, generator, images.device).view(b, 1, 1)
+            cols = torch.where(flipped, (w - 1) - cols, cols)
+        index = (offsets[0] * wide + offsets[1]).view(b, 1, 1) + rows + cols
         return padded.gather(2, index.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
 
     def sample(self, img: torch.Tensor) -> torch.Tensor:
@@ -189,8 +196,12 @@ class HorizontalFlip:
         require(0 <= p <= 1, "p", p, "a number in [0, 1]")
         self.p = float(p)
 
+    def draw(self, b: int, generator: torch.Generator, device) -> torch.Tensor:
+        """bool ``[b]``: which samples are flipped."""
+        return torch.rand(b, generator=generator, device=device) < self.p
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        flip = torch.rand(images.shape[0], generator=generator, device=images.device) < self.p
+        flip = self.draw(images.shape[0], generator, images.device)
         return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
     def sample(self, img: torch.Tensor) -> torch.Tensor:

@@ -158,7 +158,7 @@ class Recipe:
                     where = f"{self.source}: ops[{i}] ({name}, a {kind} op on {on.type})"
                     images = images.to(on)
                     try:
-                        images = Pipeline._run([op], [kind], images, torch.Generator(device=on).manual_seed(0))
+                        images = Pipeline.run_one(op, kind, images, torch.Generator(device=on).manual_seed(0))
                     except Exception as err:  # any failure of any library's op is the recipe's to report
                         raise UsageError(f"{where}: fails on {c}x{h}x{w} images ({type(err).__name__}: {err}); "
                                          f"accepted: operations that work on {c}-channel {h}x{w} uint8 images "

@@ -193,12 +193,12 @@ class TrainLoader:
         self._keys.keys = keys
         return iter(self._dataloader)
 
-    def _finish(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Device stage, then normalisation, on the device; all views in one batch (fewer, larger ops)."""
-        images = self.pipeline.run_device_stage(torch.cat(views), self._generator)
+    def _finish(self, images: torch.Tensor, views: int) -> list[torch.Tensor]:
+        """Device stage, then normalisation, on the device, on all ``views`` views at once (fewer, larger ops)."""
+        images = self.pipeline.run_device_stage(images, self._generator)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return list(normalize(images, self.mean, self.std, self.dtype).chunk(len(views)))
+        return list(normalize(images, self.mean, self.std, self.dtype).chunk(views))
 
     def epoch(self, epoch: int) -> Iterator[tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]]:
         batches = [shard(p, self.blocks, self.rank, self.world_size) for p in self.batches(epoch)]
@@ -210,8 +210,8 @@ class TrainLoader:
         for b, positions in enumerate(device_positions):
             self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
             if loaded is not None:
-                raw = [v.to(self.device, non_blocking=True) for v in next(loaded)]
-            else:
-                raw = [self.device_images.index_select(0, positions)] * self.num_views
-            views = self._finish(raw)
+                raw = torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)])
+            else:  # every view's images in one gather
+                raw = self.device_images.index_select(0, positions.repeat(self.num_views))
+            views = self._finish(raw, self.num_views)
             yield views, self.device_labels[positions], self.device_index[positions]
