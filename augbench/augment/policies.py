@@ -53,11 +53,16 @@ def _fill(fill: Fill) -> int | list[int]:
     return 0 if fill == "mean" else fill
 
 
-def _tv_autoaugment(policy: str, fill: Fill) -> v2.Transform:
+@register_op("tv_autoaugment")
+def tv_autoaugment(policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: Fill = 0) -> v2.Transform:
+    """torchvision's AutoAugment, one image at a time in the loader."""
     return v2.AutoAugment(AUTOAUGMENT_POLICIES[policy], fill=_fill(fill))
 
 
-def _tv_randaugment(num_ops: int, magnitude: int, num_magnitude_bins: int, fill: Fill) -> v2.Transform:
+@register_op("tv_randaugment")
+def tv_randaugment(num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31,
+                   fill: Fill = 0) -> v2.Transform:
+    """torchvision's RandAugment, one image at a time in the loader."""
     require(num_ops >= 0, "num_ops", num_ops, "an integer >= 0")
     require(num_magnitude_bins >= 2, "num_magnitude_bins", num_magnitude_bins, "an integer >= 2")
     require(0 <= magnitude < num_magnitude_bins, "magnitude", magnitude,
@@ -66,28 +71,11 @@ def _tv_randaugment(num_ops: int, magnitude: int, num_magnitude_bins: int, fill:
                           fill=_fill(fill))
 
 
-def _tv_trivialaugment(num_magnitude_bins: int, fill: Fill) -> v2.Transform:
-    require(num_magnitude_bins >= 2, "num_magnitude_bins", num_magnitude_bins, "an integer >= 2")
-    return v2.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=_fill(fill))
-
-
-@register_op("tv_autoaugment")
-def tv_autoaugment(policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: Fill = 0) -> v2.Transform:
-    """torchvision's AutoAugment, one image at a time in the loader."""
-    return _tv_autoaugment(policy, fill)
-
-
-@register_op("tv_randaugment")
-def tv_randaugment(num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31,
-                   fill: Fill = 0) -> v2.Transform:
-    """torchvision's RandAugment, one image at a time in the loader."""
-    return _tv_randaugment(num_ops, magnitude, num_magnitude_bins, fill)
-
-
 @register_op("tv_trivialaugment")
 def tv_trivialaugment(num_magnitude_bins: int = 31, fill: Fill = 0) -> v2.Transform:
     """torchvision's TrivialAugment Wide, one image at a time in the loader."""
-    return _tv_trivialaugment(num_magnitude_bins, fill)
+    require(num_magnitude_bins >= 2, "num_magnitude_bins", num_magnitude_bins, "an integer >= 2")
+    return v2.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=_fill(fill))
 
 
 class _Table:
@@ -161,7 +149,7 @@ class AutoAugment(_BatchedPolicy):
     sub-policies, each of its two operations applied with its probability at its magnitude bin (of 10)."""
 
     def __init__(self, policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: Fill = 0):
-        transform = _tv_autoaugment(policy, fill)
+        transform = tv_autoaugment(policy, fill)
         super().__init__(transform, transform._AUGMENTATION_SPACE, 10, fill)
         names = _Table(self.space, self.bins, 32, 32, "cpu").names
         steps = list(zip(*transform._policies))  # step k: the k-th operation of every sub-policy
@@ -185,7 +173,7 @@ class RandAugment(_BatchedPolicy):
     magnitude M = ``magnitude`` of ``num_magnitude_bins``."""
 
     def __init__(self, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill: Fill = 0):
-        transform = _tv_randaugment(num_ops, magnitude, num_magnitude_bins, fill)
+        transform = tv_randaugment(num_ops, magnitude, num_magnitude_bins, fill)
         super().__init__(transform, transform._AUGMENTATION_SPACE, num_magnitude_bins, fill)
         self.num_ops, self.magnitude = num_ops, magnitude
 
@@ -200,7 +188,7 @@ class TrivialAugment(_BatchedPolicy):
     uniformly from ``num_magnitude_bins``."""
 
     def __init__(self, num_magnitude_bins: int = 31, fill: Fill = 0):
-        transform = _tv_trivialaugment(num_magnitude_bins, fill)
+        transform = tv_trivialaugment(num_magnitude_bins, fill)
         super().__init__(transform, transform._AUGMENTATION_SPACE, num_magnitude_bins, fill)
 
     def _draw(self, table, b, generator, device):
