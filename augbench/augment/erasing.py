@@ -41,12 +41,16 @@ def random_bytes(shape: torch.Size, generator: torch.Generator, device) -> torch
     return words.view(torch.uint8)[:count].view(shape)
 
 
-def _box_mask(top: torch.Tensor, left: torch.Tensor, height, width, h: int, w: int) -> torch.Tensor:
-    """bool ``[B, 1, h, w]``: True inside each sample's box ``[top, top + height) x [left, left + width)``."""
+def _box_mask(top: torch.Tensor, left: torch.Tensor, height, width, h: int, w: int,
+              only: torch.Tensor | None = None) -> torch.Tensor:
+    """bool ``[B, 1, h, w]``: True inside each sample's box ``[top, top + height) x [left, left + width)``
+    (and, given ``only`` ``[B]``, only for the samples it marks: folded into the rows, one full-size pass)."""
     rows = torch.arange(h, device=top.device).view(1, h)
     cols = torch.arange(w, device=top.device).view(1, w)
     top, left = top.view(-1, 1), left.view(-1, 1)
     in_rows = (rows >= top) & (rows < top + torch.as_tensor(height, device=top.device).view(-1, 1))
+    if only is not None:
+        in_rows &= only.view(-1, 1)
     in_cols = (cols >= left) & (cols < left + torch.as_tensor(width, device=top.device).view(-1, 1))
     return (in_rows.unsqueeze(2) & in_cols.unsqueeze(1)).unsqueeze(1)
 
@@ -135,7 +139,7 @@ class RandomErasing:
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, c, h, w = images.shape
         erase, top, left, height, width = self._boxes(b, h, w, generator, images.device)
-        box = _box_mask(top, left, height, width, h, w) & erase.view(b, 1, 1, 1)
+        box = _box_mask(top, left, height, width, h, w, only=erase)
         if self.value == "random":
             fill = random_bytes(images.shape, generator, images.device)
         else:
