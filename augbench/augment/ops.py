@@ -114,17 +114,21 @@ def fill_values(fill: Any, channels: int) -> list[int]:
     return values
 
 
-_FILL_TENSORS: dict[tuple, torch.Tensor] = {}
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def constant(values: Sequence, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """A small constant tensor made once per device and kept: a copy to an accelerator from host memory
+    would wait for the device at every step."""
+    key = (tuple(values), dtype, str(device))
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return _CONSTANTS[key]
 
 
 def fill_tensor(fill: Any, channels: int, device: torch.device) -> torch.Tensor:
-    """A uint8 ``[C, 1, 1]`` fill for ``channels`` channels, made once per device (a copy to an accelerator
-    from host memory would wait for the device at every step)."""
-    values = tuple(fill_values(fill, channels))
-    key = (values, str(device))
-    if key not in _FILL_TENSORS:
-        _FILL_TENSORS[key] = torch.tensor(values, dtype=torch.uint8, device=device).view(channels, 1, 1)
-    return _FILL_TENSORS[key]
+    """A uint8 ``[C, 1, 1]`` fill for ``channels`` channels, made once per device (:func:`constant`)."""
+    return constant(fill_values(fill, channels), torch.uint8, device).view(channels, 1, 1)
 
 
 def uniform_int(high: torch.Tensor | int, size: int, generator: torch.Generator, device) -> torch.Tensor:

@@ -37,7 +37,7 @@ from typing import Literal
 import torch
 from torchvision.transforms import v2
 
-from augbench.augment.ops import Fill, check_fill, register_op, require, uniform_int
+from augbench.augment.ops import Fill, check_fill, constant, register_op, require, uniform_int
 from augbench.augment.policy_ops import IDENTITY, apply_ops, fill_list
 
 AUTOAUGMENT_POLICIES = {
@@ -153,12 +153,15 @@ class AutoAugment(_BatchedPolicy):
         super().__init__(transform, transform._AUGMENTATION_SPACE, 10, fill)
         names = _Table(self.space, self.bins, 32, 32, "cpu").names
         steps = list(zip(*transform._policies))  # step k: the k-th operation of every sub-policy
-        self._ops = torch.tensor([[names.index(name) for name, _, _ in step] for step in steps])
-        self._probability = torch.tensor([[p for _, p, _ in step] for step in steps])
-        self._bin = torch.tensor([[0 if j is None else j for _, _, j in step] for step in steps])
+        #: ``[steps, sub-policies]`` tables as flat lists (made into tensors once per device, by ``constant``)
+        self._shape = (len(steps), len(steps[0]))
+        self._ops = [names.index(name) for step in steps for name, _, _ in step]
+        self._probability = [p for step in steps for _, p, _ in step]
+        self._bin = [0 if j is None else j for step in steps for _, _, j in step]
 
     def _draw(self, table, b, generator, device):
-        ops, probability, bins = (t.to(device) for t in (self._ops, self._probability, self._bin))
+        ops, probability, bins = (constant(values, dtype, device).view(self._shape) for values, dtype in (
+            (self._ops, torch.long), (self._probability, torch.float32), (self._bin, torch.long)))
         chosen = uniform_int(ops.shape[1], b, generator, device)  # the sub-policy
         draws = []
         for step in range(ops.shape[0]):

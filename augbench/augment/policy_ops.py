@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
+from augbench.augment.ops import constant
 from augbench.registry import add
 
 PixelOp = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -206,7 +207,7 @@ def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, 
     # (x, y, 1) . theta row, summed in that order (as a batched matrix product sums it, without its cost).
     x = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device).view(1, 1, w)
     y = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device).view(1, h, 1)
-    t = theta.div(torch.tensor([0.5 * w, 0.5 * h], device=device).view(1, 2, 1)).view(b, 2, 3, 1, 1)
+    t = theta.div(constant([0.5 * w, 0.5 * h], torch.float32, device).view(1, 2, 1)).view(b, 2, 3, 1, 1)
     grid = torch.stack([x * t[:, i, 0] + y * t[:, i, 1] + t[:, i, 2] for i in range(2)], dim=-1)
     float_images = images.float()
     filled = any(fill)
@@ -215,7 +216,7 @@ def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, 
     warped = F.grid_sample(float_images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     if filled:
         warped, covered = warped[:, :c], warped[:, c:]
-        fill_values = torch.tensor(fill, dtype=warped.dtype, device=device).view(1, c, 1, 1)
+        fill_values = constant(fill, warped.dtype, device).view(1, c, 1, 1)
         warped = torch.where(covered < 0.5, fill_values.expand_as(warped), warped)
     return warped.round_().to(torch.uint8)
 
@@ -257,7 +258,7 @@ def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tenso
     if not grouped:
         out = images
         for kernel, served in kernels:
-            chosen = torch.isin(op_ids, torch.tensor(served, device=op_ids.device))
+            chosen = torch.isin(op_ids, constant(served, torch.long, op_ids.device))
             out = torch.where(_per_sample(chosen), kernel(images, op_ids, magnitude, fill), out)
         return out
     group_of = torch.zeros(len(names), dtype=torch.long)
