@@ -166,6 +166,31 @@ class _HostReads(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+class _HostCopies(TorchFunctionMode):
+    """Counts tensors made from host values (on an accelerator, a copy to the device that waits for it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.tensor, torch.as_tensor, torch.from_numpy):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", BATCH_OPS)
+def test_batch_ops_read_nothing_back_and_copy_nothing_from_the_host(name):
+    op = OPS[name]()
+    if hasattr(op, "grouped"):
+        op.grouped = False  # the policies' accelerator path (on a CPU they group samples by operation)
+    images = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    op(images, torch.Generator().manual_seed(0))  # constants are made once per device, on the first call
+    with _HostReads() as reads, _HostCopies() as copies:
+        op(images, torch.Generator().manual_seed(1))
+    assert (reads.count, copies.count) == (0, 0)
+
+
 @pytest.mark.parametrize("method,recipe", [(m, "mixup") for m in ("ce", "dlb", "pskd", "cskd", "lsr", "tfkd_reg")]
                          + [("dlb", "cutout")])
 def test_the_step_loop_reads_nothing_back_per_step(tmp_path, small_config, method, recipe):

@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-from test_fast_path import _HostReads
-from torch.overrides import TorchFunctionMode
+from test_fast_path import _HostCopies, _HostReads
 from torchvision.transforms import v2
 from torchvision.transforms.v2._utils import _setup_fill_arg
 
@@ -59,19 +58,6 @@ def test_grouped_and_selected_paths_agree_and_the_selected_one_reads_nothing_bac
         selected = op(x, torch.Generator().manual_seed(5))
     assert reads.count == 0 and copies.count == 0  # on an accelerator: no wait for the device per step
     assert torch.equal(grouped, selected) and not torch.equal(grouped, x)
-
-
-class _HostCopies(TorchFunctionMode):
-    """Counts tensors made from host values (a copy to the device on an accelerator)."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in (torch.tensor, torch.as_tensor, torch.from_numpy):
-            self.count += 1
-        return func(*args, **(kwargs or {}))
 
 
 def _draws(op, b, steps=None):

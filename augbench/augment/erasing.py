@@ -48,10 +48,12 @@ def _box_mask(top: torch.Tensor, left: torch.Tensor, height, width, h: int, w: i
     rows = torch.arange(h, device=top.device).view(1, h)
     cols = torch.arange(w, device=top.device).view(1, w)
     top, left = top.view(-1, 1), left.view(-1, 1)
-    in_rows = (rows >= top) & (rows < top + torch.as_tensor(height, device=top.device).view(-1, 1))
+    # per-sample sizes as [B, 1]; a size given as a number stays a number (no tensor made from a host value)
+    height, width = (size.view(-1, 1) if torch.is_tensor(size) else size for size in (height, width))
+    in_rows = (rows >= top) & (rows < top + height)
     if only is not None:
         in_rows &= only.view(-1, 1)
-    in_cols = (cols >= left) & (cols < left + torch.as_tensor(width, device=top.device).view(-1, 1))
+    in_cols = (cols >= left) & (cols < left + width)
     return (in_rows.unsqueeze(2) & in_cols.unsqueeze(1)).unsqueeze(1)
 
 
