@@ -39,8 +39,6 @@ from augbench.registry import add
 PixelOp = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: name (torchvision's) -> ``(images uint8 [B, C, H, W], magnitude float [B]) -> images``.
 PIXEL_OPS: dict[str, PixelOp] = {}
-#: The geometric operations, done together by one affine warp (:func:`affine`).
-GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 IDENTITY = "Identity"
 
 
@@ -153,20 +151,24 @@ def invert(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
 
 # -- geometric -------------------------------------------------------------------------------------
 
-def _geometry(op: str, magnitude: torch.Tensor, h: int, w: int) -> dict[str, torch.Tensor | float]:
-    """The arguments torchvision passes to ``affine``/``rotate`` for ``op`` (angles in radians, float64)."""
-    m = magnitude.double()
-    if op == "ShearX":  # shear about the top-left corner: center [0, 0] in pixels
-        return {"shear_x": torch.deg2rad(torch.rad2deg(torch.atan(m))), "cx": -0.5 * w, "cy": -0.5 * h}
-    if op == "ShearY":
-        return {"shear_y": torch.deg2rad(torch.rad2deg(torch.atan(m))), "cx": -0.5 * w, "cy": -0.5 * h}
-    if op == "TranslateX":
-        return {"tx": torch.trunc(m)}
-    if op == "TranslateY":
-        return {"ty": torch.trunc(m)}
-    if op == "Rotate":  # rotate() passes -angle to the affine matrix, after angle % 360
-        return {"angle": torch.deg2rad(-torch.remainder(m, 360.0))}
-    raise KeyError(op)
+def _shear(m: torch.Tensor) -> torch.Tensor:
+    """torchvision's shear angle for magnitude ``m``: ``degrees(atan(m))``, back in radians."""
+    return torch.deg2rad(torch.rad2deg(torch.atan(m)))
+
+
+#: name -> ``(magnitude float64 [B], h, w) -> {argument: value}``: the arguments torchvision's policies pass to
+#: ``affine`` / ``rotate`` for that operation (angles in radians; the centre relative to the image's centre).
+GEOMETRY: dict[str, Callable[..., dict]] = {
+    # shears about the top-left corner (center [0, 0] in pixels)
+    "ShearX": lambda m, h, w: {"shear_x": _shear(m), "cx": -0.5 * w, "cy": -0.5 * h},
+    "ShearY": lambda m, h, w: {"shear_y": _shear(m), "cx": -0.5 * w, "cy": -0.5 * h},
+    "TranslateX": lambda m, h, w: {"tx": torch.trunc(m)},  # int(magnitude) pixels
+    "TranslateY": lambda m, h, w: {"ty": torch.trunc(m)},
+    # rotate() takes angle % 360 and passes -angle to the affine matrix
+    "Rotate": lambda m, h, w: {"angle": torch.deg2rad(-torch.remainder(m, 360.0))},
+}
+#: The geometric operations, done together by one affine warp (:func:`affine`).
+GEOMETRIC = tuple(GEOMETRY)
 
 
 def inverse_affine_matrices(angle, tx, ty, shear_x, shear_y, cx, cy) -> torch.Tensor:
@@ -200,7 +202,7 @@ def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, 
         if name not in GEOMETRIC:
             continue
         chosen = op_ids == index
-        for key, value in _geometry(name, magnitude, h, w).items():
+        for key, value in GEOMETRY[name](magnitude.double(), h, w).items():
             args[key] = torch.where(chosen, value if torch.is_tensor(value) else zeros + value, args[key])
     theta = inverse_affine_matrices(**args).float()
     # torchvision's _affine_grid: pixel-centre coordinates, the matrix applied, then normalised to [-1, 1].
