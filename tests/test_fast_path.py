@@ -150,33 +150,32 @@ def test_views_are_the_same_with_0_or_2_workers_and_per_epoch(small_config, reci
         assert not torch.equal(v0[0], v0[1])  # two independently augmented views
 
 
-class _HostReads(TorchFunctionMode):
+class _Calls(TorchFunctionMode):
+    """Counts the calls to any of ``FUNCS`` while it is active."""
+
+    FUNCS: frozenset = frozenset()
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.FUNCS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+class _HostReads(_Calls):
     """Counts the calls that read a tensor's value back to the host."""
 
-    READS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__, torch.Tensor.__float__,
-             torch.Tensor.__int__, torch.Tensor.numpy}
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in self.READS:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
+    FUNCS = frozenset({torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__, torch.Tensor.__float__,
+                       torch.Tensor.__int__, torch.Tensor.numpy})
 
 
-class _HostCopies(TorchFunctionMode):
+class _HostCopies(_Calls):
     """Counts tensors made from host values (on an accelerator, a copy to the device that waits for it)."""
 
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in (torch.tensor, torch.as_tensor, torch.from_numpy):
-            self.count += 1
-        return func(*args, **(kwargs or {}))
+    FUNCS = frozenset({torch.tensor, torch.as_tensor, torch.from_numpy})
 
 
 @pytest.mark.parametrize("name", BATCH_OPS)

@@ -37,8 +37,8 @@ from typing import Literal
 import torch
 from torchvision.transforms import v2
 
-from augbench.augment.ops import Fill, check_fill, constant, register_op, require, uniform_int
-from augbench.augment.policy_ops import IDENTITY, apply_ops, fill_list
+from augbench.augment.ops import Fill, check_fill, constant, fill_values, register_op, require, uniform_int
+from augbench.augment.policy_ops import IDENTITY, apply_ops
 
 AUTOAUGMENT_POLICIES = {
     "cifar10": v2.AutoAugmentPolicy.CIFAR10,
@@ -87,13 +87,18 @@ class _Table:
     """
 
     def __init__(self, space: dict, bins: int, h: int, w: int, device):
-        self.names = [IDENTITY] + [name for name in space if name != IDENTITY]
+        self.names = self.op_names(space)
         rows = []
         for name in self.names:
             values = space[name][0](bins, h, w) if name in space else None
             rows.append(torch.zeros(bins) if values is None else values.float())
         self.magnitudes = torch.stack(rows).to(device)
         self.signed = torch.tensor([name in space and space[name][1] for name in self.names], device=device)
+
+    @staticmethod
+    def op_names(space: dict) -> list[str]:
+        """``Identity``, then the policy's operations in torchvision's order."""
+        return [IDENTITY] + [name for name in space if name != IDENTITY]
 
 
 class _BatchedPolicy:
@@ -110,6 +115,7 @@ class _BatchedPolicy:
 
     def __init__(self, transform: v2.Transform, space: dict, bins: int, fill: Fill):
         self.transform, self.space, self.bins, self.fill = transform, space, bins, fill
+        self._fill = _fill(fill)  # what torchvision's transform was given
         self._tables: dict[tuple, _Table] = {}
 
     def table(self, h: int, w: int, device) -> _Table:
@@ -133,7 +139,7 @@ class _BatchedPolicy:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, c, h, w = images.shape
-        names, fill = self.table(h, w, images.device).names, fill_list(self.fill, c)
+        names, fill = self.table(h, w, images.device).names, fill_values(self._fill, c)
         for op_ids, magnitude in self.draw(b, h, w, generator, images.device):
             images = apply_ops(images, op_ids, magnitude, names, fill, self.grouped)
         return images
@@ -151,7 +157,7 @@ class AutoAugment(_BatchedPolicy):
     def __init__(self, policy: Literal["cifar10", "svhn", "imagenet"] = "cifar10", fill: Fill = 0):
         transform = tv_autoaugment(policy, fill)
         super().__init__(transform, transform._AUGMENTATION_SPACE, 10, fill)
-        names = _Table(self.space, self.bins, 32, 32, "cpu").names
+        names = _Table.op_names(self.space)
         steps = list(zip(*transform._policies))  # step k: the k-th operation of every sub-policy
         #: ``[steps, sub-policies]`` tables as flat lists (made into tensors once per device, by ``constant``)
         self._shape = (len(steps), len(steps[0]))

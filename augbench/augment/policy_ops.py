@@ -27,6 +27,7 @@ own (a selection on the device, so there is no host synchronisation).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -223,9 +224,11 @@ def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, 
     return warped.round_().to(torch.uint8)
 
 
-def _kernels(names: list[str]) -> list[tuple[Callable, list[int]]]:
-    """``(kernel(images, op_ids, magnitude), op ids it serves)``: one affine warp for every geometric op, one
-    kernel per pixel op. ``Identity`` has none."""
+@functools.cache
+def _kernels(names: tuple[str, ...]) -> tuple[list[tuple[Callable, list[int]]], torch.Tensor]:
+    """``[(kernel(images, op_ids, magnitude, fill), op ids it serves), ...]`` (one affine warp for every
+    geometric op, one kernel per pixel op; ``Identity`` has none) and each op id's group: 0 for ``Identity``,
+    k for the k-th kernel. Made once per policy, not at every step."""
     kernels: list[tuple[Callable, list[int]]] = []
     geometric = [k for k, name in enumerate(names) if name in GEOMETRIC]
     if geometric:
@@ -237,7 +240,10 @@ def _kernels(names: list[str]) -> list[tuple[Callable, list[int]]]:
                             [index]))
         elif name != IDENTITY and name not in GEOMETRIC:
             raise KeyError(f"policy operation {name!r}; known: {', '.join((IDENTITY, *GEOMETRIC, *PIXEL_OPS))}")
-    return kernels
+    group_of = torch.zeros(len(names), dtype=torch.long)
+    for group, (_, served) in enumerate(kernels, start=1):
+        group_of[served] = group
+    return kernels, group_of
 
 
 def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str],
@@ -254,7 +260,7 @@ def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tenso
       whole batch and each sample keeps its own output (``torch.where``), with
       no read back to the host.
     """
-    kernels = _kernels(names)
+    kernels, group_of = _kernels(tuple(names))
     if grouped is None:
         grouped = images.device.type == "cpu"
     if not grouped:
@@ -263,9 +269,6 @@ def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tenso
             chosen = torch.isin(op_ids, constant(served, torch.long, op_ids.device))
             out = torch.where(_per_sample(chosen), kernel(images, op_ids, magnitude, fill), out)
         return out
-    group_of = torch.zeros(len(names), dtype=torch.long)
-    for group, (_, served) in enumerate(kernels, start=1):
-        group_of[served] = group
     groups = group_of.to(op_ids.device)[op_ids]
     order = torch.argsort(groups, stable=True)
     sizes = torch.bincount(groups, minlength=len(kernels) + 1).tolist()
@@ -282,10 +285,4 @@ def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tenso
     return out
 
 
-def fill_list(fill, channels: int) -> list[int]:
-    """One fill value per channel (``fill_values`` without the ``mean`` check: ``mean`` is 0 until prepared)."""
-    values = [0] if fill == "mean" else (fill if isinstance(fill, list) else [fill])
-    return values * channels if len(values) == 1 else list(values)
-
-
-__all__ = ["GEOMETRIC", "IDENTITY", "PIXEL_OPS", "affine", "apply_ops", "fill_list", "inverse_affine_matrices"]
+__all__ = ["GEOMETRIC", "IDENTITY", "PIXEL_OPS", "affine", "apply_ops", "inverse_affine_matrices"]
