@@ -2,6 +2,9 @@
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -265,6 +268,17 @@ def test_bench_prints_json_with_every_measurement(capsys):
     assert set(result["end_to_end"]) == {"autoaugment/ce", "autoaugment/dlb"}
     assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in result["end_to_end"].values())
     assert result["dlb_step"]["ratio"] > 0
+
+
+def test_bench_reads_the_data_set_from_data_root(tmp_path, capsys):
+    # a CIFAR-10-layout folder written by scripts/synthetic_cifar10.py (the device benchmark's input) ...
+    subprocess.run([sys.executable, "scripts/synthetic_cifar10.py", str(tmp_path), "--train", "400", "--test", "100"],
+                   check=True, capture_output=True, cwd=Path(__file__).parents[1])
+    # ... is where every measurement's data comes from (none looks in the cache instead)
+    assert main(["bench", "--dataset", "cifar10", "--data-root", str(tmp_path), "--recipes", "cutout",
+                 "--methods", "dlb", "--steps", "1", "--workers", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["image_shape"] == [3, 32, 32] and set(result["end_to_end"]) == {"cutout/dlb"}
 
 
 def test_bench_rejects_a_bad_recipe_with_exit_2(capsys):

@@ -107,10 +107,10 @@ def model_only_rate(config: RunConfig, ds, device: torch.device, batch_size: int
 
 
 def data_path_rates(recipe_name: str, config: RunConfig, ds, device: torch.device, batch_size: int, batches: int,
-                    workers: int) -> dict[str, float]:
+                    workers: int, data_root: str | None = None) -> dict[str, float]:
     """Images/s (two views, normalised, on the device) of the per-sample path and of the batched loader."""
     setup = build(dataclasses.replace(config, recipe=recipe_name, method="dlb"), device=str(device),
-                  num_workers=workers)
+                  num_workers=workers, data_root=data_root)
     loader, pipeline, mixer = setup.loader, setup.recipe.pipeline, setup.recipe.mixer
     shape = tuple(ds.train_images.shape[-2:])
     dtype = torch.bfloat16 if config.bf16 else torch.float32
@@ -191,9 +191,10 @@ def kornia_rates(ds, device: torch.device, batch_size: int, batches: int) -> dic
     return rates
 
 
-def end_to_end_rate(config: RunConfig, device: torch.device, workers: int, steps: int) -> dict[str, float]:
+def end_to_end_rate(config: RunConfig, device: torch.device, workers: int, steps: int,
+                    data_root: str | None = None) -> dict[str, float]:
     """Forward samples/s of the engine's own training loop (loader, method, optimizer) over ``steps`` steps."""
-    setup = build(config, device=str(device), num_workers=workers)
+    setup = build(config, device=str(device), num_workers=workers, data_root=data_root)
     try:
         timed = time_training(setup, steps, warmup_steps=3)
     finally:
@@ -202,10 +203,11 @@ def end_to_end_rate(config: RunConfig, device: torch.device, workers: int, steps
             "seconds": timed["seconds_per_step"] * steps}
 
 
-def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int) -> dict[str, float]:
+def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int,
+                   data_root: str | None = None) -> dict[str, float]:
     """Seconds per DLB step (n new + n replayed, inputs on the device) against a CE step on 2n."""
     setup = build(dataclasses.replace(config, method="dlb", recipe="baseline", batch_size=batch_size),
-                  device=str(device))
+                  device=str(device), data_root=data_root)
 
     views, labels, index = next(setup.loader.epoch(0))
     model, method = setup.model, setup.method
@@ -231,7 +233,7 @@ def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device:
     dev = resolve_device(device)
     for name in recipes:
         load_recipe(name)  # a bad recipe name fails before anything is measured
-    build(config, device=str(dev))  # validates the configuration (bf16 on this device, model, data set)
+    build(config, device=str(dev), data_root=data_root)  # validates the configuration (bf16 on this device, model, data set)
     ds = load_dataset(config.dataset, data_root=data_root)
     n = config.batch_size
     result: dict[str, Any] = {
@@ -248,17 +250,18 @@ def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device:
     result["data_path"] = {}
     for name in recipes:
         log(f"data path: {name} ...")
-        result["data_path"][name] = data_path_rates(name, config, ds, dev, n, steps, workers)
+        result["data_path"][name] = data_path_rates(name, config, ds, dev, n, steps, workers, data_root)
     result["kornia"] = kornia_rates(ds, dev, n, steps)
     result["end_to_end"] = {}
     for name in recipes:
         for method in methods:
             log(f"end to end: {name} x {method} ...")
-            rates = end_to_end_rate(dataclasses.replace(config, recipe=name, method=method), dev, workers, steps)
+            rates = end_to_end_rate(dataclasses.replace(config, recipe=name, method=method), dev, workers, steps,
+                                    data_root)
             rates["ratio"] = rates["forward_samples_per_second"] / result["model_only"]["batch"]
             result["end_to_end"][f"{name}/{method}"] = rates
     log("DLB step vs CE step at 2n ...")
-    result["dlb_step"] = dlb_step_ratio(config, ds, dev, n, steps)
+    result["dlb_step"] = dlb_step_ratio(config, ds, dev, n, steps, data_root)
     return result
 
 
