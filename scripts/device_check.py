@@ -9,7 +9,12 @@
    applies them with ``torch.where`` over the whole batch. The outputs are
    compared pixel for pixel (the CPU path itself is tested against
    torchvision in ``tests/test_policy_ops.py``).
-3. **Host reads per training epoch.** The engine's own training loop
+3. **The CUDA graph replays the same pixels.** Each batched policy, called
+   with the same generator state, with its CUDA graph and without
+   (``cuda_graphs``), must give identical batches, at the first call (the
+   capture) and at later ones (replays of new inputs); the time per call of
+   each is reported.
+4. **Host reads per training epoch.** The engine's own training loop
    (``Run._train_epoch``) runs 20 steps per recipe x method under
    ``set_sync_debug_mode("warn")``; the warnings are counted. The loop reads
    its sums once per epoch, so the count must not grow with the steps: it is
@@ -25,6 +30,7 @@ import dataclasses
 import json
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -85,6 +91,32 @@ def paths_equal(device: torch.device) -> dict[str, dict[str, float]]:
     return out
 
 
+def graphs_equal(device: torch.device, b: int = 512) -> dict[str, dict]:
+    """Per policy: whether the graphed calls equal the eager ones, and each one's milliseconds per call."""
+
+    out = {}
+    for name in ("autoaugment", "randaugment", "trivialaugment"):
+        graphed, eager = OPS[name](), OPS[name]()
+        eager.cuda_graphs = False
+        same, ms = True, {}
+        for op, label in ((graphed, "graphed"), (eager, "eager")):
+            generator = torch.Generator(device=device).manual_seed(0)
+            results = [op(_batch(3, 32, b).to(device), generator) for _ in range(3)]
+            if label == "graphed":
+                first = results
+            else:
+                same = all(torch.equal(x, y) for x, y in zip(first, results))
+            images = _batch(3, 32, b).to(device)
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            for _ in range(20):
+                op(images, generator)
+            torch.cuda.synchronize(device)
+            ms[label] = (time.perf_counter() - start) / 20 * 1e3
+        out[name] = {"equal": same, "ms_per_call": ms}
+    return out
+
+
 def syncs_per_epoch(device: torch.device, recipes=("baseline", "mixup", "cutmix", "autoaugment"),
                     methods=("ce", "dlb")) -> dict[str, dict[int, int]]:
     """Per recipe/method: the synchronisations the sync debugger reports in one epoch of 10 and of 20 steps."""
@@ -124,14 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda")
     result = {"device": torch.cuda.get_device_name(device), "torch": torch.__version__,
               "no_sync": no_sync(device), "paths_equal": paths_equal(device),
-              "syncs_per_epoch": syncs_per_epoch(device)}
+              "graphs_equal": graphs_equal(device), "syncs_per_epoch": syncs_per_epoch(device)}
     print(json.dumps(result, indent=1))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
     failed = [k for k, v in result["no_sync"].items() if v != "ok"] + \
              [k for k, v in result["paths_equal"].items() if v["pixels_differing"] > 0] + \
-             [k for k, v in result["syncs_per_epoch"].items() if v[20] > v[10]]
+             [k for k, v in result["syncs_per_epoch"].items() if v[20] > v[10]] + \
+             [k for k, v in result["graphs_equal"].items() if not v["equal"]]
     print("failed: " + (", ".join(failed) if failed else "none"))
     return 1 if failed else 0
 

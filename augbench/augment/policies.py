@@ -38,7 +38,7 @@ import torch
 from torchvision.transforms import v2
 
 from augbench.augment.ops import Fill, check_fill, constant, fill_values, register_op, require, uniform_int
-from augbench.augment.policy_ops import IDENTITY, apply_ops
+from augbench.augment.policy_ops import IDENTITY, CapturedApply, apply_ops
 
 AUTOAUGMENT_POLICIES = {
     "cifar10": v2.AutoAugmentPolicy.CIFAR10,
@@ -112,6 +112,9 @@ class _BatchedPolicy:
     transform: v2.Transform
     #: ``apply_ops``'s ``grouped``: None picks by device (grouped on a CPU, no host reads on an accelerator).
     grouped: bool | None = None
+    #: On CUDA, replay the operations from a CUDA graph (:class:`policy_ops.CapturedApply`): the same pixels.
+    cuda_graphs: bool = True
+    _captured: CapturedApply | None = None
 
     def __init__(self, transform: v2.Transform, space: dict, bins: int, fill: Fill):
         self.transform, self.space, self.bins, self.fill = transform, space, bins, fill
@@ -140,7 +143,12 @@ class _BatchedPolicy:
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, c, h, w = images.shape
         names, fill = self.table(h, w, images.device).names, fill_values(self._fill, c)
-        for op_ids, magnitude in self.draw(b, h, w, generator, images.device):
+        steps = self.draw(b, h, w, generator, images.device)
+        if images.is_cuda and self.grouped is not True and self.cuda_graphs:
+            if self._captured is None:
+                self._captured = CapturedApply()
+            return self._captured(images, steps, names, fill)
+        for op_ids, magnitude in steps:
             images = apply_ops(images, op_ids, magnitude, names, fill, self.grouped)
         return images
 
