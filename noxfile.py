@@ -71,6 +71,14 @@ def bench(session):
 
 
 @nox.session(python=PYTHON)
+def device_check(session):
+    """On a CUDA machine: no batch op synchronises with the host, the policies' GPU path (and its CUDA graph)
+    gives the CPU path's pixels, and the training loop's synchronisations per epoch do not grow with its steps."""
+    _install(session, extra=None)
+    session.run("python", "scripts/device_check.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def pilot(session):
     """The protocol pilot: seed-to-seed spread against cost for candidate Fashion-MNIST settings (docs/pilot.md)."""
     session.run("bash", "scripts/setup-system.sh", external=True)
