@@ -351,9 +351,10 @@ def _add_leaderboard(sub) -> None:
     b = actions.add_parser("build", help="write README.md, index.html, results.csv and entries/ from records",
                            description="Aggregates final result records (mean over seeds, 95% Student-t "
                                        "intervals, gains over CE paired by seed) into --out.")
-    b.add_argument("--from", dest="source", required=True, metavar="SOURCE",
+    b.add_argument("--from", dest="source", required=True, metavar="SOURCE", action="append",
                    help="an experiment or run folder (runs/NAME), an Optuna storage URL or journal file, or "
-                        "wandb:ENTITY/PROJECT (online)")
+                        "wandb:ENTITY/PROJECT (online); repeat it to pool several (the finished parts of a "
+                        "split experiment, say)")
     b.add_argument("--out", default="leaderboard", help="leaderboard folder (default: %(default)s)")
     b.add_argument("--notes", default=None, metavar="FILE",
                    help="a Markdown file shown under the pages' introduction (how the protocol was chosen, say)")
@@ -366,7 +367,8 @@ def _run_leaderboard(args) -> int:
     # lazy: each command loads only what it runs, so `augbench --help` stays quick
     from augbench.leaderboard import build
 
-    command = ["augbench", "leaderboard", "build", "--from", args.source, "--out", args.out]
+    command = ["augbench", "leaderboard", "build", *[a for spec in args.source for a in ("--from", spec)],
+               "--out", args.out]
     if args.metric != "test_acc":
         command += ["--metric", args.metric]
     if args.notes:

@@ -22,6 +22,7 @@ from augbench.leaderboard import (
     paired_gain,
     t_quantile,
 )
+from augbench.leaderboard.sources import merge
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -328,6 +329,31 @@ def test_experiments_of_one_group_share_tables_and_others_do_not(tmp_path):
     assert recipes == {"map": {"baseline", "cutout"}, "other": {"mixup"}}
     # The interaction of cutout with DLB pairs the runs of the two files by seed.
     (table,) = [t for t in board.tables if t.setting.experiment == "map"]
+    assert ("cifar_resnet8", "cutout", "dlb") in table.interactions
+
+
+def test_from_repeated_pools_the_parts_given_and_no_others(tmp_path, capsys):
+    """Only the finished parts of a map are published while another part is still running beside them."""
+    write_records(tmp_path / "runs" / "map_a", [dict(r, experiment="map_a", group="map")
+                                               for r in standard_records("baseline")])
+    write_records(tmp_path / "runs" / "map_b", [dict(r, experiment="map_b", group="map")
+                                               for r in standard_records("cutout")])
+    running = [dict(r, experiment="map_c", group="map") for r in standard_records("mixup")[:1]]
+    write_records(tmp_path / "runs" / "map_c", running)
+    parts = [str(tmp_path / "runs" / "map_a"), str(tmp_path / "runs" / "map_b")]
+    out = tmp_path / "board"
+    # the same part twice counts once
+    argv = ["leaderboard", "build", "--from", parts[0], "--from", parts[1], "--from", parts[0], "--out", str(out)]
+    assert main(argv) == 0
+    assert "4 cells in 1 table(s) from 12 runs (0 incomplete)" in capsys.readouterr().out
+    rows = read_csv(out / "results.csv")
+    assert {r["recipe"] for r in rows} == {"baseline", "cutout"}
+    readme = (out / "README.md").read_text()
+    assert f"--from {parts[0]} --from {parts[1]} --from {parts[0]}" in readme
+    assert f"{parts[0]}, {parts[1]}" in readme  # the source, as the page names it
+    # the pooled parts give what their parent folder gives without the running part
+    board = aggregate(merge([load_records(p) for p in parts]))
+    (table,) = board.tables
     assert ("cifar_resnet8", "cutout", "dlb") in table.interactions
 
 

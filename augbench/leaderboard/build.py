@@ -21,7 +21,7 @@ from augbench.leaderboard.render_csv import render_csv
 from augbench.leaderboard.render_entries import render_entries
 from augbench.leaderboard.render_html import render_html
 from augbench.leaderboard.render_markdown import render_markdown
-from augbench.leaderboard.sources import load_records
+from augbench.leaderboard.sources import load_records, merge
 
 # What the leaderboard folder holds: file name -> renderer. Adding an output is adding a line.
 PAGES = {
@@ -81,9 +81,10 @@ def read_notes(path: str | Path | None) -> str:
     return text.strip()
 
 
-def build(source: str, out: str | Path, *, metric: str = "test_acc", command: list[str] | None = None,
+def build(source: str | list[str], out: str | Path, *, metric: str = "test_acc", command: list[str] | None = None,
           notes: str | Path | None = None) -> BuildResult:
-    """Reads records from ``source`` and writes the leaderboard into ``out``; UsageError on bad input.
+    """Reads records from ``source`` (one, or a list whose records are pooled) and writes the leaderboard into
+    ``out``; UsageError on bad input.
 
     ``command`` is the command line that asked for this build, recorded in the pages (with the source as the
     source reports itself, so a storage password never reaches a published page). ``notes``: a Markdown file
@@ -93,8 +94,11 @@ def build(source: str, out: str | Path, *, metric: str = "test_acc", command: li
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     notes_text = read_notes(notes)
-    loaded = load_records(source)
-    shown = None if command is None else shlex.join(loaded.source if arg == source else arg for arg in command)
+    specs = [source] if isinstance(source, str) else list(source)
+    parts = [load_records(spec) for spec in specs]
+    loaded = merge(parts)
+    reported = {spec: part.source for spec, part in zip(specs, parts)}
+    shown = None if command is None else shlex.join(reported.get(arg, arg) for arg in command)
     board = aggregate(loaded, metric=metric, build_command=shown)
     board.notes = notes_text
     created = not out.exists()

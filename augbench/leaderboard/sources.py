@@ -214,6 +214,30 @@ class WandbSource:
 SOURCES = (WandbSource(), OptunaStorageSource(), FolderSource())
 
 
+def merge(parts: list[Loaded]) -> Loaded:
+    """The records of several sources side by side (the finished parts of a map split into experiment files,
+    say). A record read twice (the same origin given twice) counts once."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = Loaded(", ".join(p.source for p in parts), ", ".join(dict.fromkeys(p.kind for p in parts)))
+    seen = set()
+    for part in parts:
+        for record, origin in zip(part.records, part.origins):
+            if origin not in seen:
+                seen.add(origin)
+                merged.records.append(record)
+                merged.origins.append(origin)
+        merged.notes += part.notes
+        merged.skipped += part.skipped
+        merged.experiments.update(part.experiments)
+        merged.experiment_files.update(part.experiment_files)
+        merged.estimates.update(part.estimates)
+        for name, spans in part.run_spans.items():
+            known = merged.run_spans.setdefault(name, [])
+            known += [span for span in spans if span not in known]
+    return merged
+
+
 def load_records(spec: str) -> Loaded:
     """Reads the leaderboard's records from ``spec``; UsageError naming ``--from`` when it is not a source."""
     for source in SOURCES:
