@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from augbench.augment.ops import OP_KINDS, OPS, fill_values
-from augbench.augment.policy_ops import apply_ops
+from augbench.augment.policy_ops import apply_steps
 from augbench.config import RunConfig
 from augbench.engine.run import Run, build
 
@@ -80,20 +80,18 @@ def paths_equal(device: torch.device) -> dict[str, dict[str, float]]:
             b = images.shape[0]
             names = policy.table(size, size, "cpu").names
             fill = fill_values(policy._fill, channels)
-            cpu, gpu = images, images.to(device)
-            for op_ids, magnitude in policy.draw(b, size, size, torch.Generator().manual_seed(1), "cpu"):
-                cpu = apply_ops(cpu, op_ids, magnitude, names, fill, grouped=True)
-                gpu = apply_ops(gpu, op_ids.to(device), magnitude.to(device), names, fill, grouped=False)
-            differ = (cpu != gpu.cpu())
+            steps = policy.draw(b, size, size, torch.Generator().manual_seed(1), "cpu")
+            cpu = apply_steps(images, steps, names, fill, grouped=True)
+            gpu = apply_steps(images.to(device), [(i.to(device), m.to(device)) for i, m in steps], names, fill,
+                              grouped=False).cpu()
             out[f"{name} {channels}x{size}x{size}"] = {
-                "pixels_differing": differ.float().mean().item(),
-                "max_abs_difference": (cpu.int() - gpu.cpu().int()).abs().max().item()}
+                "pixels_differing": (cpu != gpu).float().mean().item(),
+                "max_abs_difference": (cpu.int() - gpu.int()).abs().max().item()}
     return out
 
 
 def graphs_equal(device: torch.device, b: int = 512) -> dict[str, dict]:
     """Per policy: whether the graphed calls equal the eager ones, and each one's milliseconds per call."""
-
     out = {}
     for name in ("autoaugment", "randaugment", "trivialaugment"):
         graphed, eager = OPS[name](), OPS[name]()

@@ -38,7 +38,7 @@ import torch
 from torchvision.transforms import v2
 
 from augbench.augment.ops import Fill, check_fill, constant, fill_values, register_op, require, uniform_int
-from augbench.augment.policy_ops import IDENTITY, CapturedApply, apply_ops
+from augbench.augment.policy_ops import IDENTITY, CapturedApply, apply_steps
 
 AUTOAUGMENT_POLICIES = {
     "cifar10": v2.AutoAugmentPolicy.CIFAR10,
@@ -148,9 +148,7 @@ class _BatchedPolicy:
             if self._captured is None:
                 self._captured = CapturedApply()
             return self._captured(images, steps, names, fill)
-        for op_ids, magnitude in steps:
-            images = apply_ops(images, op_ids, magnitude, names, fill, self.grouped)
-        return images
+        return apply_steps(images, steps, names, fill, self.grouped)
 
     def sample(self, img: torch.Tensor) -> torch.Tensor:
         """torchvision's transform on one image (the per-sample reference)."""

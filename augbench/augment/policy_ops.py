@@ -285,6 +285,14 @@ def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tenso
     return out
 
 
+def apply_steps(images: torch.Tensor, steps: list[tuple[torch.Tensor, torch.Tensor]], names: list[str],
+                fill: list[int], grouped: bool | None = None) -> torch.Tensor:
+    """:func:`apply_ops` for each ``(op_ids, magnitude)`` of a policy's steps, in order."""
+    for op_ids, magnitude in steps:
+        images = apply_ops(images, op_ids, magnitude, names, fill, grouped)
+    return images
+
+
 class CapturedApply:
     """:func:`apply_ops` over all of a policy's steps on CUDA, replayed from a CUDA graph.
 
@@ -317,24 +325,18 @@ class CapturedApply:
         graph.replay()
         return out.clone()
 
-    @staticmethod
-    def _run(images, steps, names, fill):
-        for op_ids, magnitude in steps:
-            images = apply_ops(images, op_ids, magnitude, names, fill, grouped=False)
-        return images
-
     def _capture(self, images, steps, names, fill):
         static_images = images.clone()
         static_steps = [(ids.clone(), mag.clone()) for ids, mag in steps]
         side = torch.cuda.Stream(images.device)
         side.wait_stream(torch.cuda.current_stream(images.device))
         with torch.cuda.stream(side):  # warm-up: fills the constant and kernel caches outside the capture
-            self._run(static_images, static_steps, names, fill)
+            apply_steps(static_images, static_steps, names, fill, grouped=False)
         torch.cuda.current_stream(images.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            out = self._run(static_images, static_steps, names, fill)
+            out = apply_steps(static_images, static_steps, names, fill, grouped=False)
         return graph, static_images, static_steps, out
 
 
-__all__ = ["GEOMETRIC", "IDENTITY", "PIXEL_OPS", "CapturedApply", "affine", "apply_ops", "inverse_affine_matrices"]
+__all__ = ["GEOMETRIC", "IDENTITY", "PIXEL_OPS", "CapturedApply", "affine", "apply_ops", "apply_steps", "inverse_affine_matrices"]
