@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from timm.data.mixup import cutmix_bbox_and_lam
 
 from augbench.augment import DLB_MIX_POLICIES, OPS, list_recipes, load_recipe
 from augbench.augment.erasing import Cutout
-from augbench.augment.mixing import MixParams
+from augbench.augment.mixing import MixParams, cutmix_box
 from augbench.augment.pipeline import Pipeline
 from augbench.cli import main
 from augbench.engine import Callback, build, train
@@ -98,6 +99,21 @@ def test_mixed_targets_are_probability_vectors(name):
     params = mixer.sample(16, (32, 32))
     _, targets = mixer.apply(images, soft, params)
     torch.testing.assert_close(targets, params.lam * soft + (1 - params.lam) * soft[params.partner])
+
+
+@pytest.mark.parametrize("correct_lam", [True, False])
+def test_cutmix_box_is_timms_box_draw_for_draw(correct_lam):
+    """augbench's copy of timm's CutMix box gives timm's box and lambda from the same numpy state."""
+    for size in [(32, 32), (28, 28), (7, 13), (64, 40)]:
+        for seed in range(200):
+            lam = np.random.default_rng(seed).beta(1.0, 1.0)
+            np.random.seed(seed)
+            ours = cutmix_box(size, lam, correct_lam)
+            after_ours = np.random.rand()
+            np.random.seed(seed)
+            (top, bottom, left, right), timms_lam = cutmix_bbox_and_lam(size, lam, correct_lam=correct_lam)
+            assert ours == ((int(top), int(bottom), int(left), int(right)), timms_lam)
+            assert np.random.rand() == after_ours  # the same draws were taken
 
 
 def reference_mix(images, params: MixParams):

@@ -14,7 +14,9 @@
 The draws follow timm's ``Mixup`` in ``mode="batch"`` draw for draw (the
 per-batch mode and lambda are drawn here as ``timm/data/mixup.py`` draws them,
 since timm exposes that step only as a private method; the box comes from
-timm's public ``cutmix_bbox_and_lam`` and smoothed targets from ``one_hot``),
+timm's public ``cutmix_bbox_and_lam``, or from :func:`cutmix_box`, a checked
+copy of it for the usual case of no box range, and smoothed targets from
+``one_hot``),
 from numpy's global generator, which a run checkpoints. Unlike timm, which
 mixes each sample with ``batch.flip(0)`` in place, the mixing of a batch is
 drawn first as explicit :class:`MixParams` (a partner permutation as in the
@@ -63,6 +65,24 @@ class MixConfig:
         require(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a number in [0, 1)")
 
 
+def cutmix_box(image_size: tuple[int, int], lam: float, correct_lam: bool = True):
+    """``((top, bottom, left, right), lam)``: timm's ``cutmix_bbox_and_lam`` without a box range (its
+    ``rand_bbox``, margin 0), draw for draw and value for value, in Python integers.
+
+    timm clips four numpy scalars, which costs several times more than the rest of a mixed batch's host
+    work; ``tests/test_recipes.py`` checks this copy against timm's own function.
+    """
+    h, w = image_size
+    ratio = np.sqrt(1 - lam)
+    cut_h, cut_w = int(h * ratio), int(w * ratio)
+    cy, cx = int(np.random.randint(0, h)), int(np.random.randint(0, w))
+    top, bottom = max(cy - cut_h // 2, 0), min(cy + (cut_h + 1) // 2, h)
+    left, right = max(cx - cut_w // 2, 0), min(cx + (cut_w + 1) // 2, w)
+    if correct_lam:
+        lam = 1.0 - (bottom - top) * (right - left) / float(h * w)
+    return (top, bottom, left, right), lam
+
+
 @dataclass
 class MixParams:
     """The mixing of one batch, enough to apply it again to another view of the same batch.
@@ -87,6 +107,7 @@ class BatchMixer:
         self.config, self.num_classes = config, num_classes
         # As timm: a CutMix box range forces alpha 1 (the box comes from the range, not from lambda).
         self.cutmix_alpha = 1.0 if config.cutmix_minmax is not None else config.cutmix_alpha
+        self._rows: dict[str, torch.Tensor] = {}  # per device: the targets of every class (``targets``)
 
     def draw_mode_and_lambda(self) -> tuple[float, bool]:
         """``(lam, use_cutmix)`` for one batch; ``lam == 1`` means no mixing (drawn with probability 1 - prob).
@@ -108,15 +129,26 @@ class BatchMixer:
         partner = torch.from_numpy(np.random.permutation(batch_size))
         if not use_cutmix:
             return MixParams("mixup", float(lam), partner)
-        (top, bottom, left, right), lam = cutmix_bbox_and_lam(
-            image_size, lam, ratio_minmax=self.config.cutmix_minmax, correct_lam=self.config.correct_lam)
+        if self.config.cutmix_minmax is None:
+            (top, bottom, left, right), lam = cutmix_box(image_size, lam, self.config.correct_lam)
+        else:
+            (top, bottom, left, right), lam = cutmix_bbox_and_lam(
+                image_size, lam, ratio_minmax=self.config.cutmix_minmax, correct_lam=self.config.correct_lam)
         return MixParams("cutmix", float(lam), partner, (int(top), int(bottom), int(left), int(right)))
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
-        """Labels as (smoothed) probability vectors ``[n, classes]``; soft labels are smoothed alike."""
+        """Labels as (smoothed) probability vectors ``[n, classes]``; soft labels are smoothed alike.
+
+        Hard labels pick rows of timm's ``one_hot`` of every class, made once per device: one gather per
+        step instead of a fill and a scatter.
+        """
         s, k = self.config.label_smoothing, self.num_classes
         if labels.dim() == 1:
-            return one_hot(labels, k, on_value=1.0 - s + s / k, off_value=s / k)
+            key = str(labels.device)
+            if key not in self._rows:
+                self._rows[key] = one_hot(torch.arange(k, device=labels.device), k, on_value=1.0 - s + s / k,
+                                          off_value=s / k)
+            return self._rows[key].index_select(0, labels)
         return labels.float() * (1.0 - s) + s / k
 
     def apply(self, images: torch.Tensor, labels: torch.Tensor,
@@ -134,7 +166,7 @@ class BatchMixer:
             images[:, :, top:bottom, left:right] = images[:, :, top:bottom, left:right].index_select(0, partner)
         targets = self.targets(labels)
         if params.mode != "none":
-            targets = targets * lam + targets[partner] * (1.0 - lam)
+            targets = torch.lerp(targets.index_select(0, partner), targets, lam)  # lam y + (1 - lam) y[partner]
         return images, targets
 
 

@@ -138,12 +138,27 @@ def uniform_int(high: torch.Tensor | int, size: int, generator: torch.Generator,
 
 # -- crop and flip ---------------------------------------------------------------------------------
 
+_CROP_MAPS: dict[tuple, torch.Tensor] = {}
+
+
+def crop_index_maps(h: int, w: int, wide: int, device) -> torch.Tensor:
+    """int64 ``[2, h * w]``: where output pixel ``(y, x)`` of an ``h x w`` crop at offset (0, 0) lies in a
+    flattened padded image ``wide`` pixels wide, as read (row 0) and mirrored left-right (row 1). Made once
+    per shape and device and kept (:func:`constant` does the same for fills)."""
+    key = (h, w, wide, str(device))
+    if key not in _CROP_MAPS:
+        rows = torch.arange(h, device=device).view(h, 1) * wide
+        cols = torch.arange(w, device=device).view(1, w)
+        _CROP_MAPS[key] = torch.stack([rows + cols, rows + (w - 1) - cols]).view(2, h * w)
+    return _CROP_MAPS[key]
+
+
 @register_op("pad_crop", kind="batch")
 class PadCrop:
     """Pad by ``padding`` pixels with ``fill`` and take a random crop of the original size (He et al. 2016).
 
     Batched: the offsets ``(top, left)`` are drawn uniformly from ``[0, 2p]``
-    per sample and the crops are gathered in two passes (rows, then columns).
+    per sample and the crops are read from the padded batch in one gather.
     """
 
     def __init__(self, padding: int = 4, fill: Fill = 0):
@@ -171,15 +186,16 @@ class PadCrop:
         b, c, h, w = images.shape
         wide = w + 2 * p
         padded = self._padded(images).reshape(b, c, (h + 2 * p) * wide)
-        offsets = uniform_int(2 * p + 1, 2 * b, generator, images.device).view(2, b, 1)
+        offsets = uniform_int(2 * p + 1, 2 * b, generator, images.device).view(2, b)
         # One gather: output pixel (y, x) of sample i reads padded pixel (top_i + y, left_i + x), or
-        # (top_i + y, left_i + w - 1 - x) where the sample is flipped.
-        rows = torch.arange(h, device=images.device).view(1, h, 1) * wide
-        cols = torch.arange(w, device=images.device).view(1, 1, w)
-        if then_flip is not None:
-            flipped = then_flip.draw(b, generator, images.device).view(b, 1, 1)
-            cols = torch.where(flipped, (w - 1) - cols, cols)
-        index = (offsets[0] * wide + offsets[1]).view(b, 1, 1) + rows + cols
+        # (top_i + y, left_i + w - 1 - x) where the sample is flipped: a per-sample offset added to one of
+        # two fixed index maps (made once per shape and device), so each step builds its index in two ops.
+        maps = crop_index_maps(h, w, wide, images.device)
+        if then_flip is None:
+            index = maps[0] + (offsets[0] * wide + offsets[1]).view(b, 1)
+        else:
+            flipped = then_flip.draw(b, generator, images.device)
+            index = maps.index_select(0, flipped.long()).add_((offsets[0] * wide + offsets[1]).view(b, 1))
         return padded.gather(2, index.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
 
     def sample(self, img: torch.Tensor) -> torch.Tensor:

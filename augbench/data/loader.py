@@ -220,6 +220,6 @@ class TrainLoader:
             if loaded is not None:
                 raw = torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)])
             else:  # every view's images in one gather
-                raw = self.device_images.index_select(0, positions.repeat(self.num_views))
+                raw = self.device_images.index_select(0, torch.cat((positions,) * self.num_views))
             views = self._finish(raw, self.num_views)
             yield views, self.device_labels.index_select(0, positions), self.device_index.index_select(0, positions)

@@ -46,6 +46,9 @@ from augbench.methods import Batch
 DEFAULT_RECIPES = ("baseline", "cutout", "random_erasing", "mixup", "cutmix", "autoaugment", "randaugment",
                    "trivialaugment")
 DEFAULT_METHODS = ("ce", "dlb")
+#: Seconds each path of a data-path comparison runs per round, at least: a batched batch takes a fraction of a
+#: millisecond, and the default steps alone would time a window of a few milliseconds.
+DATA_PATH_WINDOW = 0.2
 
 
 def _sync(device: torch.device) -> None:
@@ -53,19 +56,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _rate(fn: Callable[[], int], device: torch.device, steps: int, warmup: int = 3) -> float:
-    """Items per second of ``fn`` (which returns the items it handled) over ``steps`` calls after ``warmup``."""
+def _rate(fn: Callable[[], int], device: torch.device, steps: int, warmup: int = 3, min_seconds: float = 0.0) -> float:
+    """Items per second of ``fn`` (which returns the items it handled) over ``steps`` calls after ``warmup``, or
+    over more calls until ``min_seconds`` have passed (a window of a few milliseconds is mostly timer noise and
+    scheduling on a shared machine)."""
     for _ in range(warmup):
         fn()
     _sync(device)
-    start = time.perf_counter()
-    items = sum(fn() for _ in range(steps))
+    start, items, calls = time.perf_counter(), 0, 0
+    while calls < steps or time.perf_counter() - start < min_seconds:
+        items, calls = items + fn(), calls + 1
     _sync(device)
     return items / (time.perf_counter() - start)
 
 
 def _paired_rates(first: Callable[[], int], second: Callable[[], int], device: torch.device, steps: tuple[int, int],
-                  rounds: int = 5) -> tuple[float, float, float]:
+                  rounds: int = 5, min_seconds: float = 0.0) -> tuple[float, float, float]:
     """Rates of ``first`` and ``second`` and their ratio, measured in alternating rounds; medians over rounds.
 
     On a shared machine the speed drifts (CPU steal); timing the two side by side, round after round, and
@@ -73,8 +79,8 @@ def _paired_rates(first: Callable[[], int], second: Callable[[], int], device: t
     """
     first_rates, second_rates = [], []
     for i in range(rounds):
-        first_rates.append(_rate(first, device, steps[0], warmup=3 if i == 0 else 1))
-        second_rates.append(_rate(second, device, steps[1], warmup=3 if i == 0 else 1))
+        first_rates.append(_rate(first, device, steps[0], warmup=3 if i == 0 else 1, min_seconds=min_seconds))
+        second_rates.append(_rate(second, device, steps[1], warmup=3 if i == 0 else 1, min_seconds=min_seconds))
     ratios = [a / b for a, b in zip(first_rates, second_rates)]
     return statistics.median(first_rates), statistics.median(second_rates), statistics.median(ratios)
 
@@ -149,7 +155,8 @@ def data_path_rates(recipe_name: str, config: RunConfig, ds, device: torch.devic
         mix(views)
         return 2 * views[0].shape[0]
 
-    fast, slow, ratio = _paired_rates(batched, per_sample, device, (max(3, batches // 2), max(2, batches // 8)))
+    fast, slow, ratio = _paired_rates(batched, per_sample, device, (max(3, batches // 2), max(2, batches // 8)),
+                                      min_seconds=DATA_PATH_WINDOW)
     rates = {"batched": fast, "per_sample": slow, "ratio": ratio}
     epoch.clear()
     loader.close()  # its workers would slow every later measurement
