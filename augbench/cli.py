@@ -283,7 +283,9 @@ def _add_tune(sub) -> None:
                                    "every final seed (what the leaderboard uses). Rerunning resumes.")
     _add_experiment_args(p, _STORAGE_HELP)
     p.add_argument("--workers", type=_positive_int("--workers"), default=1,
-                   help="local worker processes (default: 1, in this process)")
+                   help="local worker processes, each training with the cores shared out unless "
+                        "$OMP_NUM_THREADS says otherwise (default: 1, in this process); with --dry-run, the "
+                        "estimate is for that many workers")
     _add_run_args(p)
     p.add_argument("--dry-run", action="store_true",
                    help="run nothing: print the number of runs, the forward samples and the wall time estimated "
@@ -303,7 +305,7 @@ def _run_tune(args) -> int:
         from augbench.tune.estimate import dry_run
 
         return dry_run(args.experiment, out=args.out, data_root=args.data_root, device=args.device,
-                       throughput=args.throughput, save=args.save)
+                       throughput=args.throughput, save=args.save, workers=args.workers)
     for flag, given in (("--throughput", args.throughput is not None), ("--save", args.save)):
         if given:
             raise UsageError(f"{flag}: only with --dry-run (accepted: augbench tune EXPERIMENT --dry-run {flag} ...)")

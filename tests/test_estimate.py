@@ -5,10 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from augbench.cli import main
-from augbench.tune.estimate import Estimate, estimate
+from augbench.tune.estimate import Estimate, estimate, makespan
 from augbench.tune.experiment import load_experiment
+from augbench.tune.runner import worker_threads
 
 # 1 backbone x 1 recipe x 2 methods x 2 budgets = 3 cells (CE under the samples budget would repeat its epochs
 # run, so it runs once); only DLB has a search space (3 trials).
@@ -72,6 +74,37 @@ def test_estimate_adds_up_from_its_probes(tmp_path):
     assert est.seconds_at_throughput == pytest.approx((FORWARD + est.eval_images * est.eval_ratio) / 2000.0)
 
 
+def test_makespan_deals_the_runs_in_order_to_the_first_free_worker():
+    assert makespan([10, 10, 10], 1) == 30
+    assert makespan([10, 10, 10], 2) == 20
+    assert makespan([10, 30, 10, 10], 2) == 30  # runs 3 and 4 both go to the worker that ran the first
+    assert makespan([5, 5, 20], 2) == 25  # in order: the long run comes last and waits for a free worker
+    assert makespan([], 3) == 0
+
+
+def test_worker_threads_share_the_cores_unless_omp_num_threads_says(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert [worker_threads(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert worker_threads(2) == 3
+
+
+def test_estimate_for_workers_probes_at_their_threads_and_deals_the_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    est = estimate(load_experiment(write_experiment(tmp_path)), device="cpu", workers=2, log=lambda _: None)
+    assert torch.get_num_threads() == threads  # the probes' thread count is not left behind
+    assert (est.workers, est.threads, len(est.run_seconds)) == (2, 1, RUNS)
+    assert sum(est.run_seconds) == pytest.approx(est.seconds)  # what the records' run times add up to
+    assert est.wall_seconds == pytest.approx(makespan(est.run_seconds, 2)) and est.wall_seconds < est.seconds
+    assert est.to_dict()["wall_seconds"] == est.wall_seconds and est.to_dict()["workers"] == 2
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "tiny_estimate.yaml", "--dry-run", "--device", "cpu", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated wall time on this machine, 2 workers of 1 thread(s):" in out and "the runs add up to" in out
+
+
 def test_throughput_formula_by_hand():
     est = Estimate(experiment="x", device="cpu", search_runs=0, final_runs=2, forward_samples=1000.0,
                    eval_images=500.0, seconds=20.0, train_seconds=10.0, eval_seconds=2.0, setup_seconds=8.0,
@@ -116,3 +149,14 @@ def test_bad_estimate_flags_exit_2_and_write_nothing(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert err.startswith(f"augbench tune: error: {flag}") and "accepted" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_estimate.yaml"]
+
+
+def test_leaderboard_cost_line_gives_the_wall_estimate_for_workers():
+    from augbench.leaderboard.text import cost_lines
+
+    estimate = {"seconds": 480.0, "wall_seconds": 240.0, "workers": 2, "runs": 12, "device": "cpu",
+                "created_at": "2026-11-30"}
+    line, = cost_lines([{"experiment": "q", "estimate": estimate, "runs": 12, "actual_seconds": 500.0,
+                         "elapsed_seconds": 250.0}])
+    assert "estimated 8.0 min for at most 12 runs" in line and "4.0 min from first start to last finish with 2 " \
+        "workers" in line and "estimate/actual 0.96" in line and "4.2 min from first start to last finish" in line

@@ -15,22 +15,33 @@ generator (which the loader seeds per batch): views stay reproducible from
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+from types import ModuleType
 from typing import Any
 
-import albumentations
 import numpy as np
 import torch
 
 from augbench.augment.ops import OpArgumentError, register_op, require
 
 
+@functools.cache
+def _albumentations() -> ModuleType:
+    # lazy: importing Albumentations takes about 3 s here (half of augbench's start-up), and only recipes
+    # that name one of its transforms need it
+    import albumentations
+
+    return albumentations
+
+
 def transform_names() -> list[str]:
     """Names of the Albumentations classes usable as a per-image transform."""
-    return sorted(name for name in dir(albumentations) if _transform_class(name) is not None)
+    return sorted(name for name in dir(_albumentations()) if _transform_class(name) is not None)
 
 
 def _transform_class(name: str) -> type | None:
+    albumentations = _albumentations()
     cls = getattr(albumentations, name, None)
     if isinstance(cls, type) and issubclass(cls, albumentations.BasicTransform) and not inspect.isabstract(cls):
         return cls

@@ -181,6 +181,9 @@ def cost_lines(costs: list[dict]) -> list[str]:
             parts.append(f"estimated {seconds_text(estimate.get('seconds'))} for at most {estimate.get('runs')} "
                          f"runs on {estimate.get('device') or 'the probing machine'} (augbench tune --dry-run, "
                          f"{estimate.get('created_at') or 'undated'})")
+            if (estimate.get("workers") or 1) > 1:
+                parts.append(f"{seconds_text(estimate.get('wall_seconds'))} from first start to last finish with "
+                             f"{estimate['workers']} workers")
         if cost["actual_seconds"] is not None:
             parts.append(f"actual {seconds_text(cost['actual_seconds'])} over {cost['runs']} runs (sum of each "
                          f"run's finished_at − started_at, search trials included), "

@@ -17,7 +17,11 @@ on a slice of the validation set. One run of a cell is then estimated as
 last and with the best-validation weights).
 
 with ``planned_steps`` from the budget (``engine.budget.plan_budget``), and the
-experiment as the sum over its runs, one worker. Given ``--throughput``
+experiment as the sum over its runs. With ``--workers N`` the probes run at
+the threads each worker gets (``runner.worker_threads``: the cores shared
+out), and the wall time is the plan's runs dealt, in order, to whichever
+worker is free first (the workers claim them that way); the runs' sum is
+what their records add up to. Given ``--throughput``
 (training forward samples per second on another device, as records'
 ``samples_per_second`` report), the estimate for that device is
 
@@ -35,10 +39,13 @@ and sets it beside the actual wall time.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from augbench.engine.budget import plan_budget
 from augbench.engine.record import device_name, now_iso
@@ -49,6 +56,7 @@ from augbench.run_folder import ESTIMATE_FILE, write_json_atomic
 from augbench.tune.experiment import load_experiment
 from augbench.tune.grid import Experiment
 from augbench.tune.plan import final_slots, search_slots
+from augbench.tune.runner import worker_threads
 
 WARMUP_STEPS = 5
 PROBE_STEPS = 12
@@ -93,6 +101,10 @@ class Estimate:
     throughput: float | None = None
     created_at: str = ""
     runs_by_cell: dict[str, int] = field(default_factory=dict)
+    workers: int = 1
+    threads: int | None = None  # each worker's training threads during the probes (None: the process default)
+    wall_seconds: float | None = None  # first start to last finish with ``workers`` workers (None: ``seconds``)
+    run_seconds: list[float] = field(default_factory=list)  # each run's estimate, in the plan's order
 
     @property
     def runs(self) -> int:
@@ -120,7 +132,8 @@ class Estimate:
             "throughput": self.throughput, "seconds_at_throughput": self.seconds_at_throughput,
             "eval_ratio": self.eval_ratio, "eval_seconds_per_image": self.eval_seconds_per_image,
             "probes": [{**dataclasses.asdict(p), "samples_per_second": p.samples_per_second} for p in self.probes],
-            "runs_by_cell": self.runs_by_cell,
+            "runs_by_cell": self.runs_by_cell, "workers": self.workers, "threads": self.threads,
+            "wall_seconds": self.wall_seconds if self.wall_seconds is not None else self.seconds,
             "formula": "sum over runs of set-up + planned_steps * seconds_per_step + epochs * (val + test images) * "
                        "eval seconds per image; search trials counted in full (an upper bound)",
         }
@@ -155,11 +168,36 @@ def _check_throughput(throughput: float | None) -> None:
         raise UsageError(f"--throughput {throughput:g}: accepted: a number of images per second > 0")
 
 
+def makespan(durations: list[float], workers: int) -> float:
+    """Seconds until the last of ``durations`` ends when each, in order, goes to whichever of ``workers`` is
+    free first."""
+    free = [0.0] * max(1, workers)
+    for seconds in durations:
+        heapq.heappush(free, heapq.heappop(free) + seconds)
+    return max(free)
+
+
 def estimate(experiment: Experiment, *, data_root: str | None = None, device: str = "auto",
-             throughput: float | None = None, log=print) -> Estimate:
-    """Counts the runs of ``experiment`` and estimates their cost from probes on this machine."""
+             throughput: float | None = None, workers: int = 1, log=print) -> Estimate:
+    """Counts the runs of ``experiment`` and estimates their cost from probes on this machine, for ``workers``
+    local worker processes."""
 
     _check_throughput(throughput)
+    if workers == 1:
+        return _estimate(experiment, data_root, device, throughput, log)
+    threads, before = worker_threads(workers), torch.get_num_threads()
+    torch.set_num_threads(threads)  # what each worker process will train with
+    try:
+        est = _estimate(experiment, data_root, device, throughput, log)
+    finally:
+        torch.set_num_threads(before)
+    est.workers, est.threads = workers, threads
+    est.wall_seconds = makespan(est.run_seconds, workers)
+    return est
+
+
+def _estimate(experiment: Experiment, data_root: str | None, device: str, throughput: float | None,
+              log) -> Estimate:
     started = time.perf_counter()
     runs = []  # the configuration of every run the plan holds (search trials with the fixed values)
     runs_by_cell = {}
@@ -188,6 +226,7 @@ def estimate(experiment: Experiment, *, data_root: str | None = None, device: st
     setup_seconds = min(p.setup_seconds for p in probes.values()) if probes else 0.0
 
     forward = eval_images = train_seconds = eval_seconds = 0.0
+    run_seconds = []
     for config in runs:
         key = (config.model, config.method, str(config.recipe))
         probe = probes[key]
@@ -197,6 +236,8 @@ def estimate(experiment: Experiment, *, data_root: str | None = None, device: st
         images = evaluated_images(plan.num_epochs, *sizes[key])
         eval_images += images
         eval_seconds += images * eval_per_image[config.model]
+        run_seconds.append(setup_seconds + plan.planned_steps * probe.seconds_per_step
+                           + images * eval_per_image[config.model])
     total_setup = setup_seconds * len(runs)
     return Estimate(
         experiment=experiment.name, device=device_name(resolve_device(device)), search_runs=search_runs,
@@ -204,7 +245,7 @@ def estimate(experiment: Experiment, *, data_root: str | None = None, device: st
         seconds=train_seconds + eval_seconds + total_setup, train_seconds=train_seconds, eval_seconds=eval_seconds,
         setup_seconds=total_setup, probe_seconds=time.perf_counter() - started, probes=list(probes.values()),
         eval_seconds_per_image=dict(eval_per_image),
-        throughput=throughput, created_at=now_iso(), runs_by_cell=runs_by_cell)
+        throughput=throughput, created_at=now_iso(), runs_by_cell=runs_by_cell, run_seconds=run_seconds)
 
 
 def _duration(seconds: float) -> str:
@@ -237,9 +278,13 @@ def report(est: Estimate, out_dir: Path, saved: bool) -> str:
                      f"{p.samples_per_second:.0f} forward samples/s")
     for model, seconds in est.eval_seconds_per_image.items():
         lines.append(f"  {model} evaluation: {1 / seconds:.0f} images/s")
-    lines.append(f"estimated wall time on this machine, one worker: {_duration(est.seconds)} "
-                 f"(training {_duration(est.train_seconds)}, evaluation {_duration(est.eval_seconds)}, set-up "
-                 f"{_duration(est.setup_seconds)}; pruned search trials end sooner)")
+    parts = (f"training {_duration(est.train_seconds)}, evaluation {_duration(est.eval_seconds)}, set-up "
+             f"{_duration(est.setup_seconds)}; pruned search trials end sooner")
+    if est.workers == 1:
+        lines.append(f"estimated wall time on this machine, one worker: {_duration(est.seconds)} ({parts})")
+    else:
+        lines.append(f"estimated wall time on this machine, {est.workers} workers of {est.threads} thread(s): "
+                     f"{_duration(est.wall_seconds)}; the runs add up to {_duration(est.seconds)} ({parts})")
     if est.throughput:
         lines.append(f"estimated at {est.throughput:g} forward samples/s (--throughput): "
                      f"{_duration(est.seconds_at_throughput)} (evaluation at this machine's ratio "
@@ -250,15 +295,17 @@ def report(est: Estimate, out_dir: Path, saved: bool) -> str:
 
 
 def dry_run(experiment_path: str, *, out: str | None = None, data_root: str | None = None, device: str = "auto",
-            throughput: float | None = None, save: bool = False) -> int:
-    """``augbench tune EXPERIMENT --dry-run [--throughput N] [--save]``: prints the estimate; writes only with save."""
+            throughput: float | None = None, save: bool = False, workers: int = 1) -> int:
+    """``augbench tune EXPERIMENT --dry-run [--workers N] [--throughput N] [--save]``: prints the estimate; writes
+    only with save."""
 
     _check_throughput(throughput)
     experiment = load_experiment(experiment_path)
     out_dir = Path(out) if out else experiment.default_out()
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir}: exists and is not a folder")
-    est = estimate(experiment, data_root=data_root, device=device, throughput=throughput, log=lambda _: None)
+    est = estimate(experiment, data_root=data_root, device=device, throughput=throughput, workers=workers,
+                   log=lambda _: None)
     if save:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / ESTIMATE_FILE, est.to_dict())

@@ -129,10 +129,17 @@ def _work_here(experiment, storage_obj, storage_name, out_dir, use_wandb, device
     print(f"{label}worker done: {ran} trials run here, nothing left to claim", flush=True)
 
 
+def worker_threads(workers: int) -> int:
+    """Threads each of ``workers`` local worker processes trains with: ``$OMP_NUM_THREADS`` when set, else the
+    machine's cores shared out (at least 1)."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else max(1, (os.cpu_count() or 1) // workers)
+
+
 def _spawn_workers(experiment_path, out_dir, storage_name, workers, use_wandb, device, data_root) -> None:
     env = dict(os.environ)
     env[STORAGE_ENV] = storage_name  # not on the command line, where process listings would show a password
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    env["OMP_NUM_THREADS"] = str(worker_threads(workers))
     command = [sys.executable, "-m", "augbench", "worker", experiment_path, "--out", str(out_dir), "--device", device]
     if not use_wandb:
         command.append("--no-wandb")
