@@ -21,7 +21,9 @@ experiment as the sum over its runs. With ``--workers N`` the probes run at
 the threads each worker gets (``runner.worker_threads``: the cores shared
 out), and the wall time is the plan's runs dealt, in order, to whichever
 worker is free first (the workers claim them that way); the runs' sum is
-what their records add up to. Given ``--throughput``
+what their records add up to. Workers that share one accelerator slow each
+other down, which the estimate does not model: it holds for CPU workers of a
+core or more each (measured: ``docs/pilot.md``). Given ``--throughput``
 (training forward samples per second on another device, as records'
 ``samples_per_second`` report), the estimate for that device is
 
