@@ -14,7 +14,8 @@ Four measurements, each after a warm-up, on one data set, backbone and batch siz
    Kornia's batched equivalents of the single ops are measured alongside;
 3. **end to end**: forward samples per second of the real training loop
    (``engine.timing.time_training``: loader, method, optimizer) for each recipe x
-   method, and its ratio to the model-only rate at the method's batch;
+   method, and its ratio to the model-only rate at the method's batch, timed
+   in alternating rounds with it (median of the per-round ratios);
 4. **DLB's step** against a CE step on a batch of 2n (DLB forwards n new and
    n replayed samples per step).
 
@@ -199,15 +200,26 @@ def kornia_rates(ds, device: torch.device, batch_size: int, batches: int) -> dic
 
 
 def end_to_end_rate(config: RunConfig, device: torch.device, workers: int, steps: int,
-                    data_root: str | None = None) -> dict[str, float]:
-    """Forward samples/s of the engine's own training loop (loader, method, optimizer) over ``steps`` steps."""
+                    data_root: str | None = None, model_rate: Callable[[], float] | None = None,
+                    rounds: int = 3) -> dict[str, float]:
+    """Forward samples/s of the engine's own training loop (loader, method, optimizer) over ``steps`` steps,
+    the median of ``rounds`` rounds; with ``model_rate`` (the model's own images/s, measured anew each call),
+    also ``ratio``: the median of the per-round ratios, each round timing the two side by side."""
     setup = build(config, device=str(device), num_workers=workers, data_root=data_root)
+    rates, ratios, seconds = [], [], []
     try:
-        timed = time_training(setup, steps, warmup_steps=3)
+        for _ in range(rounds):
+            timed = time_training(setup, steps, warmup_steps=3)
+            rates.append(timed["forward_samples_per_second"])
+            seconds.append(timed["seconds_per_step"] * steps)
+            if model_rate is not None:
+                ratios.append(rates[-1] / model_rate())
     finally:
         setup.loader.close()
-    return {"forward_samples_per_second": timed["forward_samples_per_second"],
-            "seconds": timed["seconds_per_step"] * steps}
+    result = {"forward_samples_per_second": statistics.median(rates), "seconds": statistics.median(seconds)}
+    if ratios:
+        result["ratio"] = statistics.median(ratios)
+    return result
 
 
 def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int,
@@ -263,10 +275,10 @@ def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device:
     for name in recipes:
         for method in methods:
             log(f"end to end: {name} x {method} ...")
-            rates = end_to_end_rate(dataclasses.replace(config, recipe=name, method=method), dev, workers, steps,
-                                    data_root)
-            rates["ratio"] = rates["forward_samples_per_second"] / result["model_only"]["batch"]
-            result["end_to_end"][f"{name}/{method}"] = rates
+            # Side by side with the model's own rate, round by round: the speed of a shared machine drifts.
+            result["end_to_end"][f"{name}/{method}"] = end_to_end_rate(
+                dataclasses.replace(config, recipe=name, method=method), dev, workers, steps, data_root,
+                model_rate=lambda: model_only_rate(config, ds, dev, n, steps))
     log("DLB step vs CE step at 2n ...")
     result["dlb_step"] = dlb_step_ratio(config, ds, dev, n, steps, data_root)
     return result
