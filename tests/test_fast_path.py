@@ -92,6 +92,25 @@ def test_fused_crop_and_flip_equal_the_two_ops_one_after_the_other(fill):
     assert 0 < flipped.flatten(1).any(1).sum() < 64  # some samples flipped, some not
 
 
+@pytest.mark.parametrize("spec", [
+    [("pad_crop", {"padding": 4, "fill": [1, 2, 3]}), ("flip", {"p": 0.5}), ("cutout", {})],  # fused, then more
+    [("pad_crop", {"padding": 2})],                                                           # alone
+    [("flip", {"p": 0.5}), ("pad_crop", {"padding": 4})],                          # not first: nothing kept padded
+])
+def test_the_resident_set_gives_the_views_that_the_raw_images_give(spec):
+    """A loader without a loader stage keeps ``pipeline.resident(images)`` on the device (``pad_crop`` first:
+    padded once) and gathers batches from it: the views are the ones the raw images give."""
+    images = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
+    pipeline = Pipeline.from_spec(spec)
+    resident = pipeline.resident(images)
+    padding = spec[0][1].get("padding", 0) if spec[0][0] == "pad_crop" else 0
+    assert resident.shape == (50, 3, 32 + 2 * padding, 32 + 2 * padding)
+    rows = torch.tensor([3, 7, 7, 41, 0])
+    from_resident = pipeline.run_device_stage(resident[rows], torch.Generator().manual_seed(5), resident=True)
+    assert torch.equal(from_resident, pipeline.run_device_stage(images[rows], torch.Generator().manual_seed(5)))
+    assert not torch.equal(from_resident, images[rows])
+
+
 def test_flip_mirrors_about_p_of_the_samples():
     images = torch.randint(0, 256, (4000, 1, 8, 8), dtype=torch.uint8)
     out = OPS["flip"](p=0.3)(images, torch.Generator().manual_seed(0))

@@ -6,7 +6,10 @@
   leaves the device and never reads a value back to the host. Each batch op
   also keeps ``sample(img)``, the same operation on one ``[C, H, W]`` image
   drawn from torch's global generator: the per-sample reference that
-  ``augbench bench`` measures the batched form against.
+  ``augbench bench`` measures the batched form against. A batch op that can
+  do part of its work once for the whole training set has ``resident(images)``
+  (the set as it should be kept on the device) and takes ``resident=True``
+  when its batch is rows of that (``pad_crop`` pads the set once).
 - A **sample** op maps one uint8 ``[C, H, W]`` image to another, drawing from
   torch's global generator (torchvision's policies, Albumentations). Sample
   ops run in the loader (DataLoader worker processes when there are any).
@@ -176,16 +179,24 @@ class PadCrop:
         padded[..., p:-p, p:-p] = images
         return padded
 
+    def resident(self, images: torch.Tensor) -> torch.Tensor:
+        """The training set as a loader keeps it on the device for this op: padded once, so that a step
+        gathers its crops from rows of it (``resident=True``) without padding the batch first."""
+        return self._padded(images) if self.padding else images
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator,
-                 then_flip: HorizontalFlip | None = None) -> torch.Tensor:
+                 then_flip: HorizontalFlip | None = None, resident: bool = False) -> torch.Tensor:
         """The crops; with ``then_flip``, that flip too, in the same gather (the same draws, in the same
-        order, as the two ops one after the other: see :data:`augbench.augment.pipeline.FUSED`)."""
+        order, as the two ops one after the other: see :data:`augbench.augment.pipeline.FUSED`). With
+        ``resident``, ``images`` are rows of :meth:`resident`'s output, already padded (the same crops)."""
         p = self.padding
         if p == 0:
             return images if then_flip is None else then_flip(images, generator)
         b, c, h, w = images.shape
+        if resident:
+            h, w = h - 2 * p, w - 2 * p
         wide = w + 2 * p
-        padded = self._padded(images).reshape(b, c, (h + 2 * p) * wide)
+        padded = (images if resident else self._padded(images)).reshape(b, c, (h + 2 * p) * wide)
         offsets = uniform_int(2 * p + 1, 2 * b, generator, images.device).view(2, b)
         # One gather: output pixel (y, x) of sample i reads padded pixel (top_i + y, left_i + x), or
         # (top_i + y, left_i + w - 1 - x) where the sample is flipped: a per-sample offset added to one of

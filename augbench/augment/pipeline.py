@@ -26,7 +26,7 @@ FILL_FIELDS = ("fill", "value")
 #: A fused pair draws the same parameters in the same order as the two ops would, so its output is the same.
 #: pad_crop then flip: the flip is folded into the crop's gather (one pass over the batch instead of three).
 FUSED = {
-    ("pad_crop", "flip"): lambda crop, flip, images, generator: crop(images, generator, then_flip=flip),
+    ("pad_crop", "flip"): lambda crop, flip, images, generator, **kw: crop(images, generator, then_flip=flip, **kw),
 }
 
 
@@ -70,23 +70,34 @@ class Pipeline:
         """The loader stage on a host batch; sample ops draw from torch's global generator."""
         return self._run(0, self.split, images, generator)
 
-    def run_device_stage(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The device stage on a batch on the training device."""
-        return self._run(self.split, len(self.ops), images, generator)
+    def resident(self, images: torch.Tensor) -> torch.Tensor:
+        """The training set as a loader keeps it on the device when there is no loader stage: prepared once by
+        the first op where it can be (``pad_crop`` pads it; see :mod:`augbench.augment.ops`), else as it is."""
+        first = self.ops[0] if self.ops and not self.needs_loader else None
+        return first.resident(images) if hasattr(first, "resident") else images
+
+    def run_device_stage(self, images: torch.Tensor, generator: torch.Generator,
+                         resident: bool = False) -> torch.Tensor:
+        """The device stage on a batch on the training device; with ``resident``, the batch is rows of
+        :meth:`resident`'s output (the same views)."""
+        return self._run(self.split, len(self.ops), images, generator, resident)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Every op on a uint8 ``[B, C, H, W]`` batch (previews, probes)."""
         return self._run(0, len(self.ops), images, generator)
 
-    def _run(self, start: int, end: int, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Ops ``start`` to ``end - 1``; a pair in :data:`FUSED` runs as one."""
+    def _run(self, start: int, end: int, images: torch.Tensor, generator: torch.Generator,
+             resident: bool = False) -> torch.Tensor:
+        """Ops ``start`` to ``end - 1``; a pair in :data:`FUSED` runs as one; ``resident`` goes to the first."""
         names, kinds, i = [name for name, _ in self.spec], self.kinds, start
         while i < end:
+            kw = {"resident": True} if resident and i == start and hasattr(self.ops[i], "resident") else {}
             fused = FUSED.get(tuple(names[i:i + 2])) if i + 1 < end else None
             if fused is not None:
-                images, i = fused(self.ops[i], self.ops[i + 1], images, generator), i + 2
+                images, i = fused(self.ops[i], self.ops[i + 1], images, generator, **kw), i + 2
                 continue
-            images, i = self.run_one(self.ops[i], kinds[i], images, generator), i + 1
+            images, i = (self.ops[i](images, generator, **kw) if kw
+                         else self.run_one(self.ops[i], kinds[i], images, generator)), i + 1
         return images
 
     @staticmethod

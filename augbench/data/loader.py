@@ -50,8 +50,13 @@ class Augmenter(Protocol):
     def run_loader_stage(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """uint8 images of one batch through the per-sample operations."""
 
-    def run_device_stage(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """uint8 images of one batch through the batched operations, on the training device."""
+    def resident(self, images: torch.Tensor) -> torch.Tensor:
+        """The training set as it is kept on the device when there is no loader stage (padded once, say)."""
+
+    def run_device_stage(self, images: torch.Tensor, generator: torch.Generator,
+                         resident: bool = False) -> torch.Tensor:
+        """uint8 images of one batch through the batched operations, on the training device (``resident``:
+        the images are rows of :meth:`resident`'s output)."""
 
 
 def mix_seed(*parts: int) -> int:
@@ -167,7 +172,7 @@ class TrainLoader:
         self._scale_shift = normalization(self.mean, self.std, self.device, dtype)
         self.device_labels, self.device_index = labels.to(self.device), index.to(self.device)
         # Without sample ops the images live on the device; otherwise the loader stage reads them on the host.
-        self.device_images = None if pipeline.needs_loader else images.to(self.device)
+        self.device_images = None if pipeline.needs_loader else pipeline.resident(images.to(self.device))
         self._stage = _LoaderStage(images, pipeline, num_views, seed, self.stream) if pipeline.needs_loader else None
         self._keys = _EpochKeys()
         self._dataloader: DataLoader | None = None
@@ -201,9 +206,9 @@ class TrainLoader:
         self._keys.keys = keys
         return iter(self._dataloader)
 
-    def _finish(self, images: torch.Tensor, views: int) -> list[torch.Tensor]:
+    def _finish(self, images: torch.Tensor, views: int, resident: bool = False) -> list[torch.Tensor]:
         """Device stage, then normalisation, on the device, on all ``views`` views at once (fewer, larger ops)."""
-        images = self.pipeline.run_device_stage(images, self._generator)
+        images = self.pipeline.run_device_stage(images, self._generator, resident)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return list(normalize(images, self.mean, self.std, self.dtype, self._scale_shift).chunk(views))
@@ -218,8 +223,9 @@ class TrainLoader:
         for b, positions in enumerate(device_positions):
             self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
             if loaded is not None:
-                raw = torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)])
-            else:  # every view's images in one gather
+                views = self._finish(torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)]),
+                                     self.num_views)
+            else:  # every view's images in one gather, from the set as the device stage keeps it
                 raw = self.device_images.index_select(0, torch.cat((positions,) * self.num_views))
-            views = self._finish(raw, self.num_views)
+                views = self._finish(raw, self.num_views, resident=True)
             yield views, self.device_labels.index_select(0, positions), self.device_index.index_select(0, positions)
