@@ -285,6 +285,29 @@ def test_budgets_side_by_side_pair_samples_runs_with_ce_at_epochs(tmp_path):
     assert view.count('class="sidebyside"') == 1 and "1.00× CE&#x27;s forward samples" in view
 
 
+def test_a_one_forward_method_s_equal_epochs_runs_answer_at_equal_samples_too(tmp_path):
+    """LSR forwards each sample once, as CE does: the grid runs it once, under epochs, and the side-by-side
+    table shows that gain in both columns, says which runs it is, and counts it once for Holm."""
+    records = standard_records()
+    records += [make_record(method="dlb", seed=s, test_acc=a, budget="samples", forward_samples=10 * 10000)
+                for s, a in {0: 90.5, 1: 91.6, 2: 89.7}.items()]
+    records += [make_record(method="lsr", seed=s, test_acc=a) for s, a in {0: 90.2, 1: 91.3, 2: 89.4}.items()]
+    records += [make_record(method="pskd", seed=s, test_acc=a, forward_samples=10 * 10000 + 1)  # not CE's count
+                for s, a in {0: 90.2, 1: 91.3, 2: 89.4}.items()]
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    section = (out / "README.md").read_text().split("## Equal epochs and equal forward samples")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| cifar_resnet8 | baseline |"))
+    lsr_epochs, lsr_samples, pskd_epochs, pskd_samples = row.strip("| ").split(" | ")[4:8]
+    assert lsr_epochs.endswith("1.00× CE's forward samples")
+    assert lsr_samples == lsr_epochs + ": the equal-epochs runs"
+    assert pskd_epochs.endswith("1.00× CE's forward samples") and pskd_samples == "–"  # more than CE's: no answer
+    assert "This table shows 4 gain-over-CE intervals" in section  # DLB twice, LSR once, PS-KD once
+    view = metric_view((out / "index.html").read_text())
+    assert view.count("the equal-epochs runs") == 1
+
+
 def test_estimate_and_actual_wall_time_on_the_page(tmp_path):
     records = standard_records() + [make_record(method="dlb", seed=0, phase="search")]
     exp = write_records(tmp_path / "exp", records)

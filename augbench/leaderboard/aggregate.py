@@ -306,6 +306,23 @@ class BudgetPair:
         present = {(m, r) for t in (self.epochs, self.samples) for m, r, method in t.cells if method in self.methods}
         return [(m, r) for m in self.models for r in self.recipes if (m, r) in present]
 
+    def cell(self, model: str, recipe: str, method: str, budget: str) -> tuple[Cell | None, str]:
+        """The cell shown under ``budget`` and the budget its runs were made under.
+
+        A method that forwards exactly as many samples as CE at equal epochs (one forward per sample: LSR,
+        PS-KD, Tf-KD) is run once, under epochs (``augbench.tune.grid``): those runs answer the equal-samples
+        question too, and are shown there as what they are.
+        """
+        if budget == EPOCHS_BUDGET:
+            return self.epochs.cells.get((model, recipe, method)), EPOCHS_BUDGET
+        own = self.samples.cells.get((model, recipe, method))
+        if own is not None:
+            return own, SAMPLES_BUDGET
+        ratio = self.forward_ratio(model, recipe, method, EPOCHS_BUDGET)
+        if ratio is not None and math.isclose(ratio, 1.0, rel_tol=1e-9):
+            return self.epochs.cells.get((model, recipe, method)), EPOCHS_BUDGET
+        return None, SAMPLES_BUDGET
+
     def forward_ratio(self, model: str, recipe: str, method: str, budget: str) -> float | None:
         """The method's mean forward samples per run over CE's (the epochs CE serves both budgets)."""
         table = self.epochs if budget == EPOCHS_BUDGET else self.samples
@@ -316,14 +333,15 @@ class BudgetPair:
         return ours / theirs if ours and theirs else None
 
     def gains(self) -> dict[tuple[str, str, str, str], PairedGain | None]:
-        """(model, recipe, method, budget) -> the gain over CE shown in that place."""
+        """(model, recipe, method, budget of the runs) -> a gain over CE that this comparison shows; a gain
+        shown under both budgets (:meth:`cell`) is one interval, counted once."""
         result = {}
         for model, recipe in self.rows():
             for method in self.methods:
-                for table in (self.epochs, self.samples):
-                    cell = table.cells.get((model, recipe, method))
+                for budget in (EPOCHS_BUDGET, SAMPLES_BUDGET):
+                    cell, runs_budget = self.cell(model, recipe, method, budget)
                     if cell is not None:
-                        result[(model, recipe, method, table.setting.budget)] = cell.gain
+                        result[(model, recipe, method, runs_budget)] = cell.gain
         return result
 
 

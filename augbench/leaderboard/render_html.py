@@ -23,7 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from augbench.leaderboard.aggregate import BASELINE_METHOD, FOCUS_METHOD, BudgetPair, Cell, Leaderboard, Table
+from augbench.leaderboard.aggregate import (
+    BASELINE_METHOD,
+    EPOCHS_BUDGET,
+    FOCUS_METHOD,
+    SAMPLES_BUDGET,
+    BudgetPair,
+    Cell,
+    Leaderboard,
+    Table,
+)
 from augbench.leaderboard.metrics import Metric
 from augbench.leaderboard.stats import Family, PairedGain
 from augbench.leaderboard.text import (
@@ -356,15 +365,14 @@ def _budget_section(pair: BudgetPair, index: str, metric: Metric) -> str:
     for model, recipe in pair.rows():
         cells = []
         for method in pair.methods:
-            for table in (pair.epochs, pair.samples):
-                budget = table.setting.budget
-                cell = table.cells.get((model, recipe, method))
+            for budget in (EPOCHS_BUDGET, SAMPLES_BUDGET):
+                cell, runs = pair.cell(model, recipe, method, budget)
                 if cell is None or cell.gain is None:
                     cells.append(f'<td class="num empty"{_data_attrs(method=method, budget=budget)}>–</td>')
                     continue
-                ratio = forward_ratio_text(pair.forward_ratio(model, recipe, method, budget))
-                gain = _gain_div(cell.gain, metric, pair.family, (model, recipe, method, budget),
-                                 f"difference from CE at budget '{budget}', paired by seed")
+                ratio = forward_ratio_text(pair.forward_ratio(model, recipe, method, runs), budget, runs)
+                gain = _gain_div(cell.gain, metric, pair.family, (model, recipe, method, runs),
+                                 f"difference from CE at budget '{runs}', paired by seed")
                 cells.append(f'<td class="num"{_data_attrs(method=method, budget=budget)}>{gain}'
                              f'<div class="ratio">{e(ratio)}</div></td>')
         rows.append(f"<tr{_data_attrs(model=model, recipe=recipe)}><td>{e(model)}</td><td>{e(recipe)}</td>"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 
-from augbench.leaderboard.aggregate import BudgetPair, Cell, Leaderboard, Table
+from augbench.leaderboard.aggregate import EPOCHS_BUDGET, SAMPLES_BUDGET, BudgetPair, Cell, Leaderboard, Table
 from augbench.leaderboard.metrics import Metric
 from augbench.leaderboard.text import (
     SIGNIFICANT_DOWN,
@@ -102,14 +102,14 @@ def _budget_table(pair: BudgetPair, metric: Metric) -> list[str]:
     for model, recipe in pair.rows():
         row = [model, recipe]
         for method in pair.methods:
-            for table in (pair.epochs, pair.samples):
-                cell = table.cells.get((model, recipe, method))
+            for budget in (EPOCHS_BUDGET, SAMPLES_BUDGET):
+                cell, runs = pair.cell(model, recipe, method, budget)
                 if cell is None or cell.gain is None:
                     row.append("–")
                     continue
-                key = (model, recipe, method, table.setting.budget)
+                key = (model, recipe, method, runs)
                 row.append(f"{gain_text(cell.gain, metric, pair.family, key)} (n={cell.gain.interval.n})<br>"
-                           f"{forward_ratio_text(pair.forward_ratio(model, recipe, method, table.setting.budget))}")
+                           f"{forward_ratio_text(pair.forward_ratio(model, recipe, method, runs), budget, runs)}")
         rows.append(row)
     return _grid(header, rows)
 

@@ -164,11 +164,15 @@ def interaction_intro(metric: Metric, baseline_recipe: str | None) -> str:
 def budget_pair_intro() -> str:
     return ("Each method's gain over CE, paired by seed, at equal epochs (the method may forward more samples than "
             "CE) and at equal forward samples (a two-view method trains fewer epochs); below each gain, its forward "
-            "samples per run relative to CE's.")
+            "samples per run relative to CE's. A method that forwards exactly CE's samples at equal epochs ran once: "
+            "its equal-epochs gain is its equal-samples gain, shown in both columns and counted once.")
 
 
-def forward_ratio_text(ratio: float | None) -> str:
-    return "forward samples n/a" if ratio is None else f"{ratio:.2f}× CE's forward samples"
+def forward_ratio_text(ratio: float | None, shown_as: str | None = None, runs: str | None = None) -> str:
+    """``"2.00× CE's forward samples"``; for a gain shown under a budget other than its runs' (``shown_as`` !=
+    ``runs``), it says so: a one-forward method's equal-epochs runs are its equal-samples runs."""
+    text = "forward samples n/a" if ratio is None else f"{ratio:.2f}× CE's forward samples"
+    return text if shown_as == runs else f"{text}: the equal-{runs} runs"
 
 
 def cost_lines(costs: list[dict]) -> list[str]:
