@@ -96,14 +96,13 @@ class Pipeline:
             if fused is not None:
                 images, i = fused(self.ops[i], self.ops[i + 1], images, generator, **kw), i + 2
                 continue
-            images, i = (self.ops[i](images, generator, **kw) if kw
-                         else self.run_one(self.ops[i], kinds[i], images, generator)), i + 1
+            images, i = self.run_one(self.ops[i], kinds[i], images, generator, **kw), i + 1
         return images
 
     @staticmethod
-    def run_one(op: Op, kind: str, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One op on a batch: a batch op as it is, a sample op image by image."""
-        return op(images, generator) if kind == "batch" else torch.stack([op(img) for img in images])
+    def run_one(op: Op, kind: str, images: torch.Tensor, generator: torch.Generator, **kw) -> torch.Tensor:
+        """One op on a batch: a batch op as it is (with ``kw``, such as ``resident``), a sample op image by image."""
+        return op(images, generator, **kw) if kind == "batch" else torch.stack([op(img) for img in images])
 
 
 #: Earlier name of :class:`Pipeline`, from when every op was a sample op.
