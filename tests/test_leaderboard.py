@@ -477,6 +477,24 @@ def test_protocol_text_says_whether_anything_was_searched(tmp_path, searched_met
         assert ("tuned per cell" in text) == (searched_methods == {"ce", "dlb"})
 
 
+def test_a_tuned_cell_shows_the_values_its_search_chose(tmp_path):
+    records = standard_records()
+    for record in records:
+        record["tuned_params"] = {"lr": 0.043216, "temperature": 3.5} if record["method"] == "dlb" else {}
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
+                 "--out", str(out)]) == 0
+    readme = (out / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| cifar_resnet8 | baseline |"))
+    ce, dlb = row.split(" | ")[2:4]
+    assert "tuned: lr 0.0432, temperature 3.5" in dlb and "tuned" not in ce
+    view = metric_view((out / "index.html").read_text())
+    cells = view.split('<td class="num')
+    dlb_cell = next(c for c in cells if 'data-method="dlb"' in c.split(">")[0])
+    ce_cell = next(c for c in cells if 'data-method="ce"' in c.split(">")[0])
+    assert ">tuned: lr 0.0432, temperature 3.5</div>" in dlb_cell and "tuned" not in ce_cell
+
+
 def test_rebuild_replaces_stale_entries_and_keeps_other_files(tmp_path, capsys):
     out = tmp_path / "board"
     first = write_records(tmp_path / "a", standard_records() + standard_records(recipe="cutout"))

@@ -176,6 +176,12 @@ class Cell:
         return result
 
     @property
+    def tuned_params(self) -> list[dict[str, Any]]:
+        """The values an Optuna search chose for this cell, as its runs used them (one dict when every seed used
+        the same; empty when nothing was searched)."""
+        return _unique([r["tuned_params"] for s, r in sorted(self.runs.items()) if r.get("tuned_params")])
+
+    @property
     def missing_seeds(self) -> list[int]:
         """Planned seeds with no record at all."""
         return [s for s in self.planned_seeds if s not in self.runs]

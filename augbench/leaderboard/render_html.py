@@ -53,6 +53,7 @@ from augbench.leaderboard.text import (
     provenance_items,
     resolution_text,
     seconds_text,
+    tuned_text,
 )
 
 # Okabe & Ito's colour-blind-safe palette; CE, the baseline, is grey.
@@ -113,6 +114,9 @@ def _cell_html(cell: Cell | None, method: str, table: Table, metric: Metric) -> 
     if cell.gain is not None:
         parts.append(_gain_div(cell.gain, metric, table.gain_family, (cell.model, cell.recipe, cell.method),
                                "difference from CE, paired by seed"))
+    if cell.tuned_params:
+        parts.append(f'<div class="tuned" title="chosen by the Optuna search on the validation split">'
+                     f'{e(tuned_text(cell.tuned_params))}</div>')
     if cell.status_text:
         parts.append(f'<div class="flag">⚠ {e(cell.status_text)}</div>')
     return f'<td class="{classes}"{_data_attrs(method=method)} data-value="{value}">{"".join(parts)}</td>'

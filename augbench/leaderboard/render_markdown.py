@@ -28,6 +28,7 @@ from augbench.leaderboard.text import (
     protocol_text,
     provenance_items,
     resolution_text,
+    tuned_text,
 )
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|#~!])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
@@ -56,6 +57,8 @@ def _cell_text(cell: Cell | None, table: Table, metric: Metric) -> str:
     if cell.gain is not None:
         key = (cell.model, cell.recipe, cell.method)
         parts.append(f"{gain_text(cell.gain, metric, table.gain_family, key)} (n={cell.gain.interval.n})")
+    if cell.tuned_params:
+        parts.append(md(tuned_text(cell.tuned_params)))
     if cell.status_text:
         parts.append(f"{INCOMPLETE} {md(cell.status_text)}")
     return "<br>".join(parts)
@@ -146,7 +149,8 @@ def render_markdown(board: Leaderboard) -> str:
         f"over CE on the same backbone, recipe and seeds, ± its interval; {SIGNIFICANT_UP}/{SIGNIFICANT_DOWN} "
         f"mark a gain whose interval excludes zero ({SIGNIFICANT_UP} better, {SIGNIFICANT_DOWN} worse), and "
         "\"Holm ▲\" or \"Holm n.s.\" says whether the mark survives Holm's correction over the whole table; "
-        f"{INCOMPLETE} marks a cell with failed or missing runs. "
+        f"{INCOMPLETE} marks a cell with failed or missing runs; \"tuned: ...\" gives the values an Optuna search "
+        "chose for the cell on the validation split. "
         "A difference whose interval comes from the same difference on every seed is marked \"degenerate\": "
         "zero width, no information, never marked. Under each setting, the compatibility table asks whether "
         "each recipe's gain over the plain recipe survives each method (the interaction, paired by seed); where "

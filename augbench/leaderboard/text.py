@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import yaml
 
@@ -130,6 +131,16 @@ SELECTION_TEXT = {
             "whose method had a search space; the other cells used the fixed hyperparameters they were given",
     "none": "Nothing was tuned: every run used the fixed hyperparameters it was given (see each cell's entry)",
 }
+
+
+def tuned_text(params: list[dict[str, Any]]) -> str:
+    """``tuned: lr 0.264, temperature 3.1`` for a cell whose runs used searched values ('' for none); distinct
+    sets (seeds that used different values) are separated by ``;``."""
+    def value(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+    if not params:
+        return ""
+    return "tuned: " + "; ".join(", ".join(f"{k} {value(v)}" for k, v in p.items()) for p in params)
 
 
 def protocol_text(tuned: str) -> str:
