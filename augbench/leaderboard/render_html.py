@@ -476,8 +476,8 @@ chart between {e(", ".join(board.for_metric(m).metric_info.short for m in board.
 same backbone, recipe and seeds. <span class="up">{SIGNIFICANT_UP}</span>/<span class="down">{SIGNIFICANT_DOWN}</span>
 mark differences whose interval excludes zero (better/worse in the metric's direction); "Holm ▲" or "Holm n.s." says
 whether the mark survives Holm's correction over the whole table; "{DEGENERATE}" marks an interval built from
-identical differences, never marked. <span class="flagged">⚠</span> marks incomplete cells. Click a column header to
-sort.</p>
+identical differences, never marked. <span class="flagged">⚠</span> marks incomplete cells; "tuned: ..." gives the values an
+Optuna search chose for the cell on the validation split. Click a column header to sort.</p>
 {f'<details class="notes" open><summary>Notes</summary><pre>{e(board.notes)}</pre></details>' if board.notes else ""}
 </header>
 <nav class="filters" aria-label="filters">{filters}<span id="shown" aria-live="polite"></span></nav>
