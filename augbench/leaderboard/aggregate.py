@@ -179,7 +179,7 @@ class Cell:
     def tuned_params(self) -> list[dict[str, Any]]:
         """The values an Optuna search chose for this cell, as its runs used them (one dict when every seed used
         the same; empty when nothing was searched)."""
-        return _unique([r["tuned_params"] for s, r in sorted(self.runs.items()) if r.get("tuned_params")])
+        return _unique([self.runs[s]["tuned_params"] for s in sorted(self.runs) if self.runs[s].get("tuned_params")])
 
     @property
     def missing_seeds(self) -> list[int]:
