@@ -108,9 +108,9 @@ def test_a_registered_search_sampler_chooses_an_experiments_parameters(tmp_path,
 
     seeds = []
 
-    def counted(seed):
-        seeds.append(seed)
-        return optuna.samplers.RandomSampler(seed=seed)
+    def counted(draw):
+        seeds.append(draw.seed)
+        return optuna.samplers.RandomSampler(seed=draw.seed)
 
     register_search_sampler("counted_random")(counted)
     try:
@@ -302,7 +302,7 @@ def _registries():
         "sampler": (SAMPLERS, lambda n, o: register_sampler(n)(o or (lambda p, b, g: [p]))),
         "metric": (METRICS, metric),
         "method": (METHODS, method),
-        "search sampler": (SEARCH_SAMPLERS, lambda n, o: register_search_sampler(n)(o or (lambda seed: None))),
+        "search sampler": (SEARCH_SAMPLERS, lambda n, o: register_search_sampler(n)(o or (lambda draw: None))),
         "storage kind": (STORAGE_KINDS, lambda n, o: register_storage_kind(n)(o or StorageKind(None, None, n))),
     }
 

@@ -19,6 +19,7 @@ import yaml
 
 from augbench.cli import main
 from augbench.tune.experiment import PARAM_TYPES, PRUNERS
+from augbench.tune.samplers import SEARCH_SAMPLERS, build_sampler
 from augbench.tune.storage import all_records, final_records, open_storage, redact_url, scrub
 
 TINY = {
@@ -498,8 +499,9 @@ PARAM_SPECS = {"float": {"type": "float", "low": 0.01, "high": 0.2, "log": True}
                "categorical": {"type": "categorical", "choices": [32, 64]}}
 
 
+@pytest.mark.parametrize("sampler", sorted(SEARCH_SAMPLERS))
 @pytest.mark.parametrize("kind", sorted(PARAM_TYPES))
-def test_every_parameter_type_suggests_inside_its_space(tmp_path, kind):
+def test_every_parameter_type_suggests_inside_its_space(tmp_path, kind, sampler):
     import optuna
 
     from augbench.tune.experiment import load_experiment
@@ -508,11 +510,44 @@ def test_every_parameter_type_suggests_inside_its_space(tmp_path, kind):
     space = {"ce": {name: PARAM_SPECS[kind]}}
     experiment = load_experiment(write_experiment(tmp_path, search={"trials": 2, "space": space}))
     param = experiment.space_for("ce")[name]
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(20):
+    study = optuna.create_study()
+    for k in range(20):
+        study.sampler = build_sampler(sampler, "cell", f"trial-{k}", 1, (name,))
         value = param.suggest(study.ask())
         if kind == "categorical":
             assert value in (32, 64)
         else:
             assert param.low <= value <= param.high
             assert kind == "float" or value % 32 == 0
+
+
+def test_qmc_gives_each_slot_its_point_of_one_balanced_sequence_whatever_the_order(tmp_path):
+    """8 slots of a cell: one value in each eighth of every parameter's range, the same in any asking order."""
+    import math
+
+    import optuna
+
+    from augbench.tune.experiment import load_experiment
+
+    space = {"dlb": {"lr": PARAM_SPECS["float"], "temperature": {"type": "float", "low": 1.0, "high": 6.0}}}
+    experiment = load_experiment(write_experiment(tmp_path, search={"trials": 8, "sampler": "qmc", "space": space}))
+    params = experiment.space_for("dlb")
+
+    def draw(order):
+        study, values = optuna.create_study(), {}
+        for k in order:
+            study.sampler = build_sampler("qmc", "fashion_mnist.cifar_resnet8.baseline.dlb.clean", f"trial-{k}", 1,
+                                          tuple(params))
+            trial = study.ask()
+            values[k] = {name: param.suggest(trial) for name, param in params.items()}
+            study.tell(trial, 0.0)
+        return values
+
+    forward, backward = draw(range(8)), draw(reversed(range(8)))
+    assert forward == backward
+    lr_bins = {int(8 * math.log(v["lr"] / 0.01) / math.log(0.2 / 0.01)) for v in forward.values()}
+    t_bins = {int(8 * (v["temperature"] - 1.0) / 5.0) for v in forward.values()}
+    assert lr_bins == t_bins == set(range(8))
+    other_cell = build_sampler("qmc", "another.cell", "trial-0", 1, tuple(params))
+    assert other_cell.point != build_sampler("qmc", "fashion_mnist.cifar_resnet8.baseline.dlb.clean", "trial-0", 1,
+                                             tuple(params)).point

@@ -24,7 +24,6 @@ pruned while it runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import shutil
@@ -50,7 +49,7 @@ from augbench.tune.grid import Cell, Experiment
 from augbench.tune.plan import plan
 from augbench.tune.pruning import PruningCallback, read_metrics
 from augbench.tune.reproduce import command_line, train_command
-from augbench.tune.samplers import SEARCH_SAMPLERS
+from augbench.tune.samplers import build_sampler
 from augbench.tune.storage import RECORD, load_study, redact_url, scrub, study_name, study_summaries
 
 REPRODUCE_DIR = "runs/reproduce"
@@ -68,10 +67,6 @@ class ResumeNote(Callback):
 
 class Interrupted(KeyboardInterrupt):
     """Raised in a worker on SIGINT/SIGTERM; the running trial is handed back for a later retry."""
-
-
-def _seed(*parts: Any) -> int:
-    return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:4], "big")
 
 
 class Worker:
@@ -157,7 +152,8 @@ class Worker:
     def run_trial(self, cell: Cell, phase: str, study, trial) -> None:
         slot, seed = trial.user_attrs["slot"], trial.user_attrs["seed"]
         # Each slot's attempt samples from its own seed, whichever worker runs it.
-        study.sampler = SEARCH_SAMPLERS[self.exp.sampler](_seed(cell.id, slot, trial.user_attrs.get("attempt", 1)))
+        study.sampler = build_sampler(self.exp.sampler, cell.id, slot, trial.user_attrs.get("attempt", 1),
+                                      tuple(self.exp.space_for(cell.method)))
         prefix = f"[{cell.id} {phase} {slot}]"
         with Heartbeat(trial, self.exp.heartbeat_interval) as heartbeat:
             try:
