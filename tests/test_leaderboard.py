@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from augbench.cli import main
 from augbench.leaderboard import (
@@ -23,6 +24,7 @@ from augbench.leaderboard import (
     t_quantile,
 )
 from augbench.leaderboard.sources import merge
+from augbench.leaderboard.text import search_text
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -477,22 +479,37 @@ def test_protocol_text_says_whether_anything_was_searched(tmp_path, searched_met
         assert ("tuned per cell" in text) == (searched_methods == {"ce", "dlb"})
 
 
-def test_a_tuned_cell_shows_the_values_its_search_chose(tmp_path):
+def test_a_tuned_cell_shows_the_values_its_search_chose_and_how(tmp_path):
     records = standard_records()
     for record in records:
         record["tuned_params"] = {"lr": 0.043216, "temperature": 3.5} if record["method"] == "dlb" else {}
+        record["experiment"] = "part_one"
+    source = write_records(tmp_path / "exp", records)
+    # the resolved experiment that tune writes beside its runs
+    (source / "experiment.yaml").write_text(yaml.safe_dump({"name": "part_one", "search": {
+        "trials": 8, "seed": 0, "sampler": "qmc", "pruner": {"type": "median", "startup_trials": 3, "warmup_epochs": 6},
+        "space": {"dlb": {"lr": {"type": "float", "low": 0.02, "high": 0.4, "log": True}}}}}))
     out = tmp_path / "board"
-    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)),
-                 "--out", str(out)]) == 0
+    assert main(["leaderboard", "build", "--from", str(source), "--out", str(out)]) == 0
+    how = "tuned: lr 0.0432, temperature 3.5 (8 qmc trials, median pruner from epoch 6 after 3 finished trials)"
     readme = (out / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| cifar_resnet8 | baseline |"))
     ce, dlb = row.split(" | ")[2:4]
-    assert "tuned: lr 0.0432, temperature 3.5" in dlb and "tuned" not in ce
+    assert how in dlb and "tuned" not in ce
     view = metric_view((out / "index.html").read_text())
     cells = view.split('<td class="num')
     dlb_cell = next(c for c in cells if 'data-method="dlb"' in c.split(">")[0])
     ce_cell = next(c for c in cells if 'data-method="ce"' in c.split(">")[0])
-    assert ">tuned: lr 0.0432, temperature 3.5</div>" in dlb_cell and "tuned" not in ce_cell
+    assert f">{how}</div>" in dlb_cell and "tuned" not in ce_cell
+
+
+def test_a_search_is_named_with_its_sampler_and_pruner():
+    assert search_text({"trials": 6, "pruner": {"type": "median", "startup_trials": 2, "warmup_epochs": 2}}) == \
+        "6 tpe trials, median pruner from epoch 2 after 2 finished trials"
+    assert search_text({"trials": 4, "sampler": "random", "pruner": "none"}) == "4 random trials, no pruner"
+    assert search_text({"trials": 9, "pruner": {"type": "hyperband", "min_epochs": 2}}) == \
+        "9 tpe trials, Hyperband pruner from epoch 2"
+    assert search_text({"trials": 3, "pruner": {"type": "sideways"}}) == "3 tpe trials"
 
 
 def test_rebuild_replaces_stale_entries_and_keeps_other_files(tmp_path, capsys):

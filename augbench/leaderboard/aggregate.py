@@ -151,6 +151,7 @@ class Cell:
     gain: PairedGain | None = None
     gain_ce_budget: str | None = None  # the budget of the CE runs the gain pairs with
     notes: list[str] = field(default_factory=list)
+    searches: list[dict[str, Any]] = field(default_factory=list)  # the search sections that chose tuned_params
 
     def values(self, metric: str | None = None) -> dict[int, float]:
         """Per-seed values of ``metric`` (a registered metric or a record field) from finished runs."""
@@ -520,6 +521,9 @@ def aggregate(loaded: Loaded, metric: str = "test_acc", build_command: str | Non
             cell.notes.append("configurations differ across seeds")
         if cell.duplicates:
             cell.notes.append(f"{cell.duplicates} duplicate run(s), latest kept")
+        searched_by = _unique([r.get("experiment") for r in finished if r.get("tuned_params")])
+        cell.searches = _unique([loaded.experiments[name]["search"] for name in searched_by
+                                 if isinstance(loaded.experiments.get(name, {}).get("search"), dict)])
 
     def ce_cell(setting: Setting, model: str, recipe: str) -> Cell | None:
         """CE of the same setting; under the samples budget, CE of the epochs budget when it has none."""

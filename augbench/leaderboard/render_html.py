@@ -116,7 +116,7 @@ def _cell_html(cell: Cell | None, method: str, table: Table, metric: Metric) -> 
                                "difference from CE, paired by seed"))
     if cell.tuned_params:
         parts.append(f'<div class="tuned" title="chosen by the Optuna search on the validation split">'
-                     f'{e(tuned_text(cell.tuned_params))}</div>')
+                     f'{e(tuned_text(cell.tuned_params, cell.searches))}</div>')
     if cell.status_text:
         parts.append(f'<div class="flag">⚠ {e(cell.status_text)}</div>')
     return f'<td class="{classes}"{_data_attrs(method=method)} data-value="{value}">{"".join(parts)}</td>'
@@ -477,7 +477,8 @@ same backbone, recipe and seeds. <span class="up">{SIGNIFICANT_UP}</span>/<span 
 mark differences whose interval excludes zero (better/worse in the metric's direction); "Holm ▲" or "Holm n.s." says
 whether the mark survives Holm's correction over the whole table; "{DEGENERATE}" marks an interval built from
 identical differences, never marked. <span class="flagged">⚠</span> marks incomplete cells; "tuned: ..." gives the values an
-Optuna search chose for the cell on the validation split. Click a column header to sort.</p>
+Optuna search chose for the cell on the validation split, and in brackets how many trials, drawn how, under which
+pruner. Click a column header to sort.</p>
 {f'<details class="notes" open><summary>Notes</summary><pre>{e(board.notes)}</pre></details>' if board.notes else ""}
 </header>
 <nav class="filters" aria-label="filters">{filters}<span id="shown" aria-live="polite"></span></nav>

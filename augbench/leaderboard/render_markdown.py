@@ -58,7 +58,7 @@ def _cell_text(cell: Cell | None, table: Table, metric: Metric) -> str:
         key = (cell.model, cell.recipe, cell.method)
         parts.append(f"{gain_text(cell.gain, metric, table.gain_family, key)} (n={cell.gain.interval.n})")
     if cell.tuned_params:
-        parts.append(md(tuned_text(cell.tuned_params)))
+        parts.append(md(tuned_text(cell.tuned_params, cell.searches)))
     if cell.status_text:
         parts.append(f"{INCOMPLETE} {md(cell.status_text)}")
     return "<br>".join(parts)
@@ -150,7 +150,8 @@ def render_markdown(board: Leaderboard) -> str:
         f"mark a gain whose interval excludes zero ({SIGNIFICANT_UP} better, {SIGNIFICANT_DOWN} worse), and "
         "\"Holm ▲\" or \"Holm n.s.\" says whether the mark survives Holm's correction over the whole table; "
         f"{INCOMPLETE} marks a cell with failed or missing runs; \"tuned: ...\" gives the values an Optuna search "
-        "chose for the cell on the validation split. "
+        "chose for the cell on the validation split, and in brackets how many trials, drawn how, under which "
+        "pruner. "
         "A difference whose interval comes from the same difference on every seed is marked \"degenerate\": "
         "zero width, no information, never marked. Under each setting, the compatibility table asks whether "
         "each recipe's gain over the plain recipe survives each method (the interaction, paired by seed); where "

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from augbench.errors import UsageError
 from augbench.leaderboard.metrics import METRICS, Metric
 from augbench.leaderboard.stats import Family, Interval, PairedGain
 
@@ -133,14 +134,34 @@ SELECTION_TEXT = {
 }
 
 
-def tuned_text(params: list[dict[str, Any]]) -> str:
-    """``tuned: lr 0.264, temperature 3.1`` for a cell whose runs used searched values ('' for none); distinct
-    sets (seeds that used different values) are separated by ``;``."""
+def tuned_text(params: list[dict[str, Any]], searches: list[dict[str, Any]] = ()) -> str:
+    """``tuned: lr 0.264, temperature 3.1 (8 qmc trials, median pruner from epoch 6 after 3 finished trials)``
+    for a cell whose runs used searched values ('' for none); distinct sets (seeds that used different values)
+    are separated by ``;``, and ``searches`` (experiments' ``search`` sections) say how they were chosen."""
     def value(v: Any) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
     if not params:
         return ""
-    return "tuned: " + "; ".join(", ".join(f"{k} {value(v)}" for k, v in p.items()) for p in params)
+    how = "; ".join(filter(None, (search_text(search) for search in searches)))
+    return ("tuned: " + "; ".join(", ".join(f"{k} {value(v)}" for k, v in p.items()) for p in params)
+            + (f" ({how})" if how else ""))
+
+
+def search_text(search: dict[str, Any]) -> str:
+    """``8 qmc trials, median pruner from epoch 6 after 3 finished trials`` from an experiment's ``search``
+    section ('' when it names no trials)."""
+    # lazy: the tune package loads Optuna and the engine, which a page without tuned cells never needs
+    from augbench.tune.pruning import PRUNERS, parse_pruner
+    from augbench.tune.samplers import DEFAULT_SAMPLER
+
+    if not search.get("trials"):
+        return ""
+    text = f"{search['trials']} {search.get('sampler') or DEFAULT_SAMPLER} trials"
+    try:
+        pruner = parse_pruner(search.get("pruner", "median"), "experiment", "search.pruner")
+    except UsageError:
+        return text  # a definition from another version: the trials still say something
+    return f"{text}, {PRUNERS[pruner.type].describe(pruner.options)}"
 
 
 def protocol_text(tuned: str) -> str:

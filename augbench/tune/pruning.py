@@ -44,11 +44,13 @@ class NoOptions:
 
 @dataclass(frozen=True)
 class PrunerType:
-    """A pruner by name: its declared options (with defaults) and how to build the Optuna pruner."""
+    """A pruner by name: its declared options (with defaults), how to build the Optuna pruner, and how a page
+    names it with its options (``describe``)."""
 
     options: type
     build: Any
     doc: str
+    describe: Any
 
 
 def _median(o):
@@ -65,12 +67,16 @@ def _no_pruner(o):
 
 
 PRUNERS: dict[str, PrunerType] = {
+    # Optuna's MedianPruner may stop a trial at a step >= n_warmup_steps; augbench reports epochs from 1.
     "median": PrunerType(MedianOptions, _median,
                          "stops a trial whose validation accuracy at an epoch is below the median of earlier "
-                         "trials at that epoch (after startup_trials trials and warmup_epochs epochs)"),
+                         "trials at that epoch (after startup_trials trials and warmup_epochs epochs)",
+                         lambda o: f"median pruner from epoch {max(o['warmup_epochs'], 1)} after "
+                                   f"{o['startup_trials']} finished trials"),
     "hyperband": PrunerType(HyperbandOptions, _hyperband,
-                            "Hyperband (Li et al., JMLR 2018): successive halving over brackets of epochs"),
-    "none": PrunerType(NoOptions, _no_pruner, "every trial trains all its epochs"),
+                            "Hyperband (Li et al., JMLR 2018): successive halving over brackets of epochs",
+                            lambda o: f"Hyperband pruner from epoch {max(o['min_epochs'], 1)}"),
+    "none": PrunerType(NoOptions, _no_pruner, "every trial trains all its epochs", lambda o: "no pruner"),
 }
 
 
