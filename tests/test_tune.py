@@ -444,7 +444,7 @@ def test_worker_killed_mid_trial_is_detected_by_heartbeat_and_its_trial_resumes(
 
 # -- small pieces ----------------------------------------------------------------------------------
 
-def test_pruning_callback_stops_a_trial_below_the_median(tmp_path):
+def test_pruning_callback_stops_a_trial_below_the_median_before_its_last_epoch(tmp_path):
     import optuna
 
     from augbench.engine import EarlyStop
@@ -461,6 +461,11 @@ def test_pruning_callback_stops_a_trial_below_the_median(tmp_path):
     with pytest.raises(EarlyStop) as stop:
         callback.on_epoch_end({"epoch": 2, "val_acc": 50.0})
     assert stop.value.status == "pruned" and "epoch 2" in stop.value.reason
+    # The same curve in a run of 2 epochs: at its last epoch it is trained, and finishes.
+    last = PruningCallback(study.ask(), tmp_path, "median")
+    last.on_start({"epochs": 2}, resumed=False)
+    last.on_epoch_end({"epoch": 1, "val_acc": 70.0})
+    last.on_epoch_end({"epoch": 2, "val_acc": 50.0})
 
 
 def test_storage_passwords_are_redacted():

@@ -116,8 +116,10 @@ class PruningCallback(Callback):
 
     def __init__(self, trial, run_dir: Path, pruner_name: str):
         self.trial, self.run_dir, self.pruner_name = trial, Path(run_dir), pruner_name
+        self.epochs: int | None = None  # the run's last epoch, from its configuration
 
     def on_start(self, config: dict[str, Any], resumed: bool) -> None:
+        self.epochs = config.get("epochs")
         # A retried trial is a new Optuna trial: give it the curve its predecessor already trained.
         if resumed:
             for metrics in read_metrics(self.run_dir):
@@ -126,6 +128,7 @@ class PruningCallback(Callback):
     def on_epoch_end(self, metrics: dict[str, Any]) -> None:
         epoch, value = metrics["epoch"], metrics["val_acc"]
         self.trial.report(value, epoch)
-        if self.trial.should_prune():
+        # At the last epoch the run is trained: stopping it then saves nothing and would drop a finished trial.
+        if epoch != self.epochs and self.trial.should_prune():
             raise EarlyStop("pruned", f"{self.pruner_name} pruner at epoch {epoch}: validation accuracy "
                                       f"{value:.2f}% is below what other trials of this cell reached")
