@@ -3,6 +3,7 @@ import json
 import pytest
 
 from augbench.engine import Callback, train
+from augbench.engine.record import git_commit
 from augbench.engine.run import METRICS_FILE
 
 TIMING = {"epoch_seconds", "images_per_second", "eval_seconds", "test_seconds"}
@@ -42,6 +43,19 @@ def test_same_seed_gives_identical_records(tmp_path, small_config):
     assert metric_lines(tmp_path / "a") == metric_lines(tmp_path / "b")
     c = train(small_config(method="dlb", seed=4), tmp_path / "c", progress=False, log=lambda _: None)
     assert c["test_acc"] != a["test_acc"] or metric_lines(tmp_path / "c") != metric_lines(tmp_path / "a")
+
+
+class CommitAtStart(Callback):
+    def on_start(self, config, resumed):
+        self.cached = git_commit.cache_info().currsize
+
+
+def test_the_record_names_the_commit_read_before_training_starts(tmp_path, small_config):
+    """A commit made while a long run trains must not be named as the code it ran."""
+    git_commit.cache_clear()
+    probe = CommitAtStart()
+    record = train(small_config(epochs=1), tmp_path / "run", callbacks=[probe], progress=False, log=lambda _: None)
+    assert probe.cached == 1 and record["git_commit"] == git_commit()
 
 
 class Crash(Callback):

@@ -53,7 +53,7 @@ from augbench.engine.build import Setup, bf16_problem, build, resolve_device
 from augbench.engine.callbacks import Callback, EarlyStop
 from augbench.engine.distributed import World
 from augbench.engine.metrics import evaluate
-from augbench.engine.record import now_iso, result_record
+from augbench.engine.record import git_commit, now_iso, result_record
 from augbench.errors import UsageError
 from augbench.methods import Batch
 from augbench.run_folder import (
@@ -108,6 +108,7 @@ class Run:
         self.forward_samples = 0
         self.train_seconds = 0.0
         self.started_at = now_iso()
+        git_commit()  # read now, once per process: the record names the code this process runs, not a later commit
 
     # -- files -------------------------------------------------------------------------------------
     def _path(self, name: str) -> Path:
