@@ -503,6 +503,35 @@ def test_a_tuned_cell_shows_the_values_its_search_chose_and_how(tmp_path):
     assert f">{how}</div>" in dlb_cell and "tuned" not in ce_cell
 
 
+def test_an_interaction_between_cells_of_different_searches_is_flagged(tmp_path):
+    """Baseline cells tuned by one search, Cutout cells by another: the compatibility cell says so."""
+    def search(trials):
+        return {"trials": trials, "seed": 0, "sampler": "qmc",
+                "space": {"ce": {"lr": {"type": "float", "low": 0.02, "high": 0.4, "log": True}}}}
+
+    def part(name, recipe, trials):
+        records = standard_records(recipe=recipe)
+        for record in records:
+            record.update(experiment=name, group="tuned_map", tuned_params={"lr": 0.1})
+        folder = write_records(tmp_path / name, records)
+        (folder / "experiment.yaml").write_text(yaml.safe_dump({"name": name, "search": search(trials)}))
+        return folder
+
+    for cutout_trials, flagged in ((8, False), (6, True)):
+        out = tmp_path / f"board{cutout_trials}"
+        sources = [part(f"plain{cutout_trials}", "baseline", 8), part(f"cut{cutout_trials}", "cutout", cutout_trials)]
+        assert main(["leaderboard", "build", "--from", str(sources[0]), "--from", str(sources[1]),
+                     "--out", str(out)]) == 0
+        readme = (out / "README.md").read_text()
+        row = next(line for line in readme.splitlines() if line.startswith("| cifar_resnet8 | cutout |")
+                   and "effect" in line)
+        assert ("not all tuned by the same search" in row) is flagged
+        (entry,) = [json.loads(p.read_text()) for p in (out / "entries").glob("*cutout-dlb*.json")]
+        assert ("note" in entry["interaction"]) is flagged
+        svg = metric_view((out / "index.html").read_text()).split('<svg class="compat"')[1].split("</svg>")[0]
+        assert ("⚠ its four cells were not all tuned by the same search" in svg) is flagged
+
+
 def test_a_search_is_named_with_its_sampler_and_pruner():
     assert search_text({"trials": 6, "pruner": {"type": "median", "startup_trials": 2, "warmup_epochs": 2}}) == \
         "6 tpe trials, median pruner from epoch 2 after 2 finished trials"

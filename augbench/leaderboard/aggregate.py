@@ -60,6 +60,7 @@ BASELINE_METHOD = "ce"
 FOCUS_METHOD = "dlb"
 EPOCHS_BUDGET, SAMPLES_BUDGET = "epochs", "samples"
 EXPERIMENTS_DIR = Path("recipes/experiments")
+DIFFERENT_SEARCHES = "its four cells were not all tuned by the same search"
 # Recipes that mean "no extra augmentation" come first in tables.
 _PLAIN_RECIPES = ("baseline", "none", "standard")
 
@@ -255,10 +256,12 @@ class Interaction:
     effect: PairedGain  # recipe − baseline recipe, under the method
     effect_ce: PairedGain  # recipe − baseline recipe, under CE
     interaction: PairedGain  # effect − effect_ce: the compatibility
+    note: str = ""  # why it may not mean what it says ("" when nothing is known against it)
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline_recipe": self.baseline_recipe, "effect_under_method": self.effect.to_dict(),
-                "effect_under_ce": self.effect_ce.to_dict(), "interaction": self.interaction.to_dict()}
+                "effect_under_ce": self.effect_ce.to_dict(), "interaction": self.interaction.to_dict(),
+                **({"note": self.note} if self.note else {})}
 
 
 @dataclass
@@ -574,9 +577,11 @@ def _add_interactions(table: Table, ce_cell) -> None:
         interaction = paired_contrast([(1.0, rm), (-1.0, bm), (-1.0, rc), (1.0, bc)])
         if interaction is None:
             continue
+        # Tuned cells chosen by different searches: the contrast measures the searches as much as the recipe.
+        searches = {json.dumps(c.searches, sort_keys=True) for c in (cell, base_method, recipe_ce, base_ce)}
         table.interactions[(model, recipe, method)] = Interaction(
             model, recipe, method, base, effect=paired_gain(rm, bm), effect_ce=paired_gain(rc, bc),
-            interaction=interaction)
+            interaction=interaction, note=DIFFERENT_SEARCHES if len(searches) > 1 else "")
     table.interaction_family = holm_family({key: i.interaction for key, i in table.interactions.items()})
 
 

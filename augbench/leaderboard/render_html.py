@@ -153,7 +153,7 @@ def _gain_color(value: float, scale: float, significant: bool, better: bool) -> 
 def _grid_svg(css_class: str, label: str, rows: list[str], columns: list[str],
               values: dict[tuple[str, str], tuple[PairedGain | None, str]], metric: Metric,
               family: Family | None) -> str:
-    """A heatmap of paired differences: ``values[(row, column)] = (gain or None, why it is missing)``.
+    """A heatmap of paired differences: ``values[(row, column)] = (gain or None, why it is missing or doubtful)``.
 
     The label is the mean, the plain mark and, when the mark survives Holm's correction over ``family``, "H";
     the tooltip has the interval, n and the Holm mark.
@@ -181,8 +181,9 @@ def _grid_svg(css_class: str, label: str, rows: list[str], columns: list[str],
                 fill = _gain_color(mean, scale, gain.significant, metric.better(mean))
                 holm = "H" if gain_mark(gain, metric) and family and family.holm_significant((row, column)) else ""
                 suffix = " deg." if gain.degenerate else ""
-                text = f"{mean:+.{metric.digits}f}{gain_mark(gain, metric)}{holm}{suffix}"
-                tip = f"{gain_text(gain, metric, family, (row, column))} (n={gain.interval.n})"
+                text = f"{mean:+.{metric.digits}f}{gain_mark(gain, metric)}{holm}{suffix}" + (" ⚠" if why else "")
+                tip = f"{gain_text(gain, metric, family, (row, column))} (n={gain.interval.n})" + (
+                    f"; ⚠ {why}" if why else "")
             dark = gain is not None and gain.significant and abs(gain.interval.mean) / scale > 0.55
             text_class = ' class="on-dark"' if dark else ""
             parts.append(f'<g class="hcell"{_data_attrs(row=row, column=column)}><title>{e(row)} · {e(column)}: '
@@ -199,8 +200,9 @@ def heatmap_svg(table: Table, metric: Metric) -> str:
     models = [m for m in table.models if any((m, r, FOCUS_METHOD) in table.cells for r in recipes)]
     if not models:
         return f'<p class="none">No {e(FOCUS_METHOD)} runs in this setting.</p>'
-    values = {(r, m): (table.cells[(m, r, FOCUS_METHOD)].gain, "no CE baseline to pair with")
-              for m in models for r in recipes if (m, r, FOCUS_METHOD) in table.cells}
+    gains = {(r, m): table.cells[(m, r, FOCUS_METHOD)].gain
+             for m in models for r in recipes if (m, r, FOCUS_METHOD) in table.cells}
+    values = {key: (gain, "" if gain is not None else "no CE baseline to pair with") for key, gain in gains.items()}
     family = Family({(r, m): table.gain_family.holm_p((m, r, FOCUS_METHOD)) for r, m in values},
                     0, 0, 0) if table.gain_family else None
     return _grid_svg("heatmap", f"{FOCUS_METHOD} difference from CE per backbone and recipe", recipes, models,
@@ -215,7 +217,7 @@ def interaction_svg(table: Table, metric: Metric) -> str:
     values, adjusted = {}, {}
     for (model, recipe, method), interaction in table.interactions.items():
         row = rows_by_key[(model, recipe)]
-        values[(row, method)] = (interaction.interaction, "")
+        values[(row, method)] = (interaction.interaction, interaction.note)
         adjusted[(row, method)] = table.interaction_family.holm_p((model, recipe, method))
     return _grid_svg("compat", "interaction of each recipe with each method", list(rows_by_key.values()), methods,
                      values, metric, Family(adjusted, 0, 0, 0))

@@ -91,7 +91,8 @@ def _interaction_table(table: Table, metric: Metric) -> list[str]:
             key = (model, recipe, method)
             row.append(f"{gain_text(i.interaction, metric, table.interaction_family, key)} "
                        f"(n={i.interaction.interval.n})<br>effect {i.effect.interval.mean:+.{metric.digits}f} "
-                       f"under {md(method)}, {i.effect_ce.interval.mean:+.{metric.digits}f} under ce")
+                       f"under {md(method)}, {i.effect_ce.interval.mean:+.{metric.digits}f} under ce"
+                       + (f"<br>{INCOMPLETE} {md(i.note)}" if i.note else ""))
         rows.append(row)
     return _grid(["backbone", "recipe", *methods], rows)
 
