@@ -448,7 +448,7 @@ def test_pruning_callback_stops_a_trial_below_the_median_before_its_last_epoch(t
     import optuna
 
     from augbench.engine import EarlyStop
-    from augbench.tune.pruning import PruningCallback
+    from augbench.tune.worker import PruningCallback
 
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1))
     strong = study.ask()

@@ -9,7 +9,7 @@ checked before anything runs (:mod:`~augbench.tune.preflight`); planning
 final runs — held as Optuna trials in a storage
 (:mod:`~augbench.tune.storage`); workers (:mod:`~augbench.tune.worker`) claim
 waiting trials and train each with ``augbench.engine.train``, pruned by
-:mod:`~augbench.tune.pruning` and logged to W&B
+the pruner :mod:`~augbench.tune.pruning` names and logged to W&B
 (:mod:`augbench.track.wandb_logger`); :mod:`~augbench.tune.coordination`
 keeps workers on many machines from running anything twice and notices a
 worker that died. :mod:`~augbench.tune.runner` is what the ``tune``,

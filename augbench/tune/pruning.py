@@ -1,25 +1,25 @@
-"""Pruning: the pruners an experiment can name, and the callback through which a trial reports to one.
+"""Pruning: the pruners an experiment can name.
 
 ``PRUNERS`` maps a name (``search.pruner`` in an experiment file) to its
-options and the Optuna pruner it builds. The engine reports each epoch's
-validation accuracy to the Optuna trial, which may stop it: the pruner (median or Hyperband, chosen in the experiment file) compares a
-trial's validation accuracy at an epoch with other trials of the same cell at
-that epoch. A pruned run ends with ``status: pruned`` in its record, is told
+options, the Optuna pruner it builds and how a page names it. This module
+imports nothing that trains, so a leaderboard can describe a search with it;
+the callback through which a running trial reports to its pruner is
+``augbench.tune.worker.PruningCallback``. The engine reports each epoch's
+validation accuracy to the Optuna trial, which may stop it: the pruner
+(median or Hyperband, chosen in the experiment file) compares a trial's
+validation accuracy at an epoch with other trials of the same cell at that
+epoch. A pruned run ends with ``status: pruned`` in its record, is told
 to Optuna as PRUNED, and is never retried.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any
 
 import optuna
 
-from augbench.engine import Callback, EarlyStop
-from augbench.run_folder import METRICS_FILE
 from augbench.schema import at_least, read_tagged
 
 
@@ -101,34 +101,3 @@ def parse_pruner(value: str | dict[str, Any], source: str, where: str) -> Pruner
     spec = {"type": value} if isinstance(value, str) else value
     options = read_tagged({name: kind.options for name, kind in PRUNERS.items()}, spec, source, where)
     return PrunerSpec(options.type, _options(options))
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The per-epoch metric lines of a run folder (after a resume: those of the restored checkpoint)."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-class PruningCallback(Callback):
-    """Reports ``val_acc`` per epoch to ``trial`` and raises ``EarlyStop("pruned")`` when it should stop."""
-
-    def __init__(self, trial, run_dir: Path, pruner_name: str):
-        self.trial, self.run_dir, self.pruner_name = trial, Path(run_dir), pruner_name
-        self.epochs: int | None = None  # the run's last epoch, from its configuration
-
-    def on_start(self, config: dict[str, Any], resumed: bool) -> None:
-        self.epochs = config.get("epochs")
-        # A retried trial is a new Optuna trial: give it the curve its predecessor already trained.
-        if resumed:
-            for metrics in read_metrics(self.run_dir):
-                self.trial.report(metrics["val_acc"], metrics["epoch"])
-
-    def on_epoch_end(self, metrics: dict[str, Any]) -> None:
-        epoch, value = metrics["epoch"], metrics["val_acc"]
-        self.trial.report(value, epoch)
-        # At the last epoch the run is trained: stopping it then saves nothing and would drop a finished trial.
-        if epoch != self.epochs and self.trial.should_prune():
-            raise EarlyStop("pruned", f"{self.pruner_name} pruner at epoch {epoch}: validation accuracy "
-                                      f"{value:.2f}% is below what other trials of this cell reached")

@@ -40,19 +40,56 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from augbench.engine import train
-from augbench.engine.callbacks import Callback
+from augbench.engine.callbacks import Callback, EarlyStop
 from augbench.errors import UsageError
-from augbench.run_folder import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE, read_json, write_json_atomic
+from augbench.run_folder import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    read_json,
+    write_json_atomic,
+)
 from augbench.track.wandb_logger import WandbLogger
 from augbench.tune.coordination import OWNER_ATTR, Heartbeat, fail_lost_trials, owner_info, planning_lock
 from augbench.tune.grid import Cell, Experiment
 from augbench.tune.plan import plan
-from augbench.tune.pruning import PruningCallback, read_metrics
 from augbench.tune.reproduce import command_line, train_command
 from augbench.tune.samplers import build_sampler
 from augbench.tune.storage import RECORD, load_study, redact_url, scrub, study_name, study_summaries
 
 REPRODUCE_DIR = "runs/reproduce"
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-epoch metric lines of a run folder (after a resume: those of the restored checkpoint)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class PruningCallback(Callback):
+    """Reports ``val_acc`` per epoch to ``trial`` and raises ``EarlyStop("pruned")`` when it should stop."""
+
+    def __init__(self, trial, run_dir: Path, pruner_name: str):
+        self.trial, self.run_dir, self.pruner_name = trial, Path(run_dir), pruner_name
+        self.epochs: int | None = None  # the run's last epoch, from its configuration
+
+    def on_start(self, config: dict[str, Any], resumed: bool) -> None:
+        self.epochs = config.get("epochs")
+        # A retried trial is a new Optuna trial: give it the curve its predecessor already trained.
+        if resumed:
+            for metrics in read_metrics(self.run_dir):
+                self.trial.report(metrics["val_acc"], metrics["epoch"])
+
+    def on_epoch_end(self, metrics: dict[str, Any]) -> None:
+        epoch, value = metrics["epoch"], metrics["val_acc"]
+        self.trial.report(value, epoch)
+        # At the last epoch the run is trained: stopping it then saves nothing and would drop a finished trial.
+        if epoch != self.epochs and self.trial.should_prune():
+            raise EarlyStop("pruned", f"{self.pruner_name} pruner at epoch {epoch}: validation accuracy "
+                                      f"{value:.2f}% is below what other trials of this cell reached")
 
 
 class ResumeNote(Callback):
