@@ -524,7 +524,8 @@ def aggregate(loaded: Loaded, metric: str = "test_acc", build_command: str | Non
             cell.notes.append("configurations differ across seeds")
         if cell.duplicates:
             cell.notes.append(f"{cell.duplicates} duplicate run(s), latest kept")
-        searched_by = _unique([r.get("experiment") for r in finished if r.get("tuned_params")])
+        # The same runs as Cell.tuned_params, so the values shown and the search named come from one set.
+        searched_by = _unique([r.get("experiment") for r in cell.runs.values() if r.get("tuned_params")])
         cell.searches = _unique([loaded.experiments[name]["search"] for name in searched_by
                                  if isinstance(loaded.experiments.get(name, {}).get("search"), dict)])
 
