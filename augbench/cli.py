@@ -350,13 +350,14 @@ def _add_leaderboard(sub) -> None:
 
     p = sub.add_parser("leaderboard", help="build the leaderboard from result records")
     actions = p.add_subparsers(dest="leaderboard_action", required=True, metavar="ACTION")
-    b = actions.add_parser("build", help="write README.md, index.html, results.csv and entries/ from records",
+    b = actions.add_parser("build", help="write README.md, index.html, results.csv, entries/ and records/ from records",
                            description="Aggregates final result records (mean over seeds, 95% Student-t "
                                        "intervals, gains over CE paired by seed) into --out.")
     b.add_argument("--from", dest="source", required=True, metavar="SOURCE", action="append",
-                   help="an experiment or run folder (runs/NAME), an Optuna storage URL or journal file, or "
-                        "wandb:ENTITY/PROJECT (online); repeat it to pool several (the finished parts of a "
-                        "split experiment, say)")
+                   help="an experiment or run folder (runs/NAME), a published leaderboard's records folder "
+                        "(leaderboard/records, or one experiment's leaderboard/records/NAME), an Optuna storage "
+                        "URL or journal file, or wandb:ENTITY/PROJECT (online); repeat it to pool several (the "
+                        "finished parts of a split experiment, or a published map and a new part, say)")
     b.add_argument("--out", default="leaderboard", help="leaderboard folder (default: %(default)s)")
     b.add_argument("--notes", default=None, metavar="FILE",
                    help="a Markdown file shown under the pages' introduction (how the protocol was chosen, say)")

@@ -19,6 +19,7 @@ CHECKPOINT_FILE = "checkpoint.pt"  # the latest epoch's state, for resuming
 RESULT_FILE = "result.json"  # the result record
 EXPERIMENT_FILE = "experiment.yaml"  # the resolved experiment, in an experiment folder
 ESTIMATE_FILE = "estimate.json"  # its saved dry-run cost estimate
+RECORDS_FILE = "records.jsonl"  # result records, one JSON object per line (a published leaderboard's records/)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -551,10 +551,113 @@ def test_rebuild_replaces_stale_entries_and_keeps_other_files(tmp_path, capsys):
     assert len(list((out / "entries").glob("*.json"))) == 2
     assert len(read_csv(out / "results.csv")) == 2
     assert (out / "CNAME").read_text() == "kept\n"
-    assert sorted(p.name for p in out.iterdir()) == ["CNAME", "README.md", "entries", "index.html", "results.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["CNAME", "README.md", "entries", "index.html", "records",
+                                                     "results.csv"]
     before = (out / "index.html").read_text()
     assert main(["leaderboard", "build", "--from", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert (out / "index.html").read_text() == before
+
+
+# -- records/: a leaderboard rebuilt, and extended, from what it publishes -----------------------------
+
+def _part(root, name, recipe, noise=None):
+    """An experiment folder of group "map" as tune leaves it: final runs, a search trial, its resolved definition
+    and saved estimate."""
+    records = [dict(r, experiment=name, group="map", label_noise=noise(r["seed"]) if noise else None,
+                    tuned_params={"lr": 0.05} if r["method"] == "dlb" else {})
+               for r in standard_records(recipe) + [make_record(method="dlb", seed=7, phase="search")]]
+    folder = write_records(Path(root) / name, records)
+    (folder / "experiment.yaml").write_text(yaml.safe_dump({"name": name, "group": "map", "search": {
+        "trials": 4, "seed": 0, "sampler": "qmc", "space": {"dlb": {"lr": {"type": "float", "low": 0.02,
+                                                                           "high": 0.4, "log": True}}}}}))
+    (folder / "estimate.json").write_text(json.dumps({"experiment": name, "seconds": 600.0, "runs": 7,
+                                                      "created_at": "2025-01-01T09:59:00+00:00"}))
+    return folder
+
+
+def _cost_line(out, name):
+    return next(line for line in (out / "README.md").read_text().splitlines() if line.startswith(f"- {name}: "))
+
+
+def test_a_leaderboard_rebuilds_from_its_own_records_and_grows_by_a_new_part(tmp_path, capsys):
+    one = _part(tmp_path / "runs", "part_one", "baseline")
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(one), "--out", str(board)]) == 0
+    lines = [json.loads(line) for line in (board / "records" / "part_one" / "records.jsonl").read_text().splitlines()]
+    assert [r.get("phase") for r in lines] == ["final"] * 6 + ["search"]  # the search trial is kept for the cost
+    assert sorted(p.name for p in (board / "records" / "part_one").iterdir()) == [
+        "estimate.json", "experiment.yaml", "records.jsonl"]
+    published_csv, published_cost = (board / "results.csv").read_text(), _cost_line(board, "part_one")
+    shutil.rmtree(tmp_path / "runs")  # the experiment folders are gone; the published records stand in for them
+
+    again = tmp_path / "again"
+    assert main(["leaderboard", "build", "--from", str(board / "records"), "--out", str(again)]) == 0
+    assert (again / "results.csv").read_text() == published_csv
+    assert _cost_line(again, "part_one") == published_cost and "actual 16.5 min over 7 runs" in published_cost
+    assert "(4 qmc trials" in (again / "README.md").read_text()
+
+    # A new part joins the published one, written over the folder it is read from.
+    two = _part(tmp_path / "new", "part_two", "cutout")
+    assert main(["leaderboard", "build", "--from", str(board / "records"), "--from", str(two),
+                 "--out", str(board)]) == 0
+    rows = read_csv(board / "results.csv")
+    assert {(r["recipe"], r["method"]) for r in rows} == {(rec, m) for rec in ("baseline", "cutout")
+                                                          for m in ("ce", "dlb")}
+    assert len(read_csv(board / "results.csv", kind="interaction")) == 1
+    assert sorted(p.name for p in (board / "records").iterdir()) == ["part_one", "part_two"]
+    # Building from one part drops the other's records with its cells.
+    assert main(["leaderboard", "build", "--from", str(board / "records" / "part_two"), "--out", str(board)]) == 0
+    assert sorted(p.name for p in (board / "records").iterdir()) == ["part_two"]
+    assert {r["recipe"] for r in read_csv(board / "results.csv")} == {"cutout"}
+
+
+def test_plain_runs_are_republished_beside_the_experiments(tmp_path, capsys):
+    plain = write_records(tmp_path / "plain", [make_record(method=m, seed=s, phase=None) for m in ("ce", "dlb")
+                                               for s in (0, 1)])
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(plain), "--out", str(board)]) == 0
+    assert len((board / "records" / "records.jsonl").read_text().splitlines()) == 4
+    again = tmp_path / "again"
+    assert main(["leaderboard", "build", "--from", str(board / "records"), "--out", str(again)]) == 0
+    assert (again / "results.csv").read_text() == (board / "results.csv").read_text()
+
+
+def test_a_bad_line_in_a_records_file_is_named_and_nothing_is_written(tmp_path, capsys):
+    folder = tmp_path / "records" / "part_one"
+    folder.mkdir(parents=True)
+    (folder / "records.jsonl").write_text(json.dumps(make_record()) + "\n{not json\n")
+    out = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(tmp_path / "records"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'records.jsonl'} line 2 is not a JSON record" in err and "one result record" in err
+    assert not out.exists()
+
+
+def test_records_recovered_from_an_older_page_rebuild_its_numbers(tmp_path):
+    """scripts/recover_records.py: a page published without records/ gets them back from its entries and README."""
+    noise = lambda seed: {"kind": "sym", "rate": 0.4, "flipped_fraction": 0.39 + seed / 1000}  # noqa: E731
+    parts = [_part(tmp_path / "runs", "part_one", "baseline", noise), _part(tmp_path / "runs", "part_two", "cutout",
+                                                                             noise)]
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", *[a for p in parts for a in ("--from", str(p))], "--out", str(board)]) == 0
+    published_csv, published_cost = (board / "results.csv").read_text(), _cost_line(board, "part_two")
+    shutil.rmtree(board / "records")  # as pages were published before builds kept the records
+    shutil.rmtree(tmp_path / "runs")
+    script = [sys.executable, str(REPO / "scripts" / "recover_records.py"), str(board), "--commit", "abc1234"]
+    done = subprocess.run(script, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "recovered 12 final runs' records of 2 experiments" in done.stdout
+    record = json.loads((board / "records" / "part_one" / "records.jsonl").read_text().splitlines()[0])
+    assert record["label_noise"]["flipped_fraction"] == 0.39 and record["slot"] == "seed-0"
+    assert record["recovered_from"].startswith("board/entries/") and "at commit abc1234" in record["recovered_from"]
+    again = tmp_path / "again"
+    assert main(["leaderboard", "build", "--from", str(board / "records"), "--out", str(again)]) == 0
+    assert (again / "results.csv").read_text() == published_csv
+    assert _cost_line(again, "part_two") == (f"{published_cost} (as published; from board/README.md at commit "
+                                             f"abc1234)")
+    assert "(4 qmc trials" in (again / "README.md").read_text()
+    # Run again, it refuses to overwrite what is there.
+    assert subprocess.run(script, capture_output=True, text=True, cwd=tmp_path).returncode == 2
 
 
 def test_notes_appear_under_the_introduction_of_both_pages(tmp_path, capsys):

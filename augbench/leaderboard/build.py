@@ -1,9 +1,12 @@
-"""``augbench leaderboard build``: records from a source -> README.md, index.html, results.csv, entries/.
+"""``augbench leaderboard build``: records from a source -> README.md, index.html, results.csv, entries/, records/.
 
 Everything is rendered into a temporary folder next to ``--out`` first;
 only when every file exists are they moved in (each by an atomic rename), so
 a failure never leaves half a leaderboard. Entries of cells that no longer
-exist are removed with the old ``entries/`` folder.
+exist are removed with the old ``entries/`` folder, and records of
+experiments no longer built from with the old ``records/``. Building from
+``--out``'s own ``records/`` works: every source is read before anything is
+written.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from augbench.leaderboard.render_csv import render_csv
 from augbench.leaderboard.render_entries import render_entries
 from augbench.leaderboard.render_html import render_html
 from augbench.leaderboard.render_markdown import render_markdown
+from augbench.leaderboard.render_records import RECORDS_DIR, render_records
 from augbench.leaderboard.sources import load_records, merge
 
 # What the leaderboard folder holds: file name -> renderer. Adding an output is adding a line.
@@ -30,6 +34,11 @@ PAGES = {
     "results.csv": render_csv,
 }
 ENTRIES_DIR = "entries"
+# The leaderboard's folders: name -> renderer of {path inside it: text}.
+FOLDERS = {
+    ENTRIES_DIR: render_entries,
+    RECORDS_DIR: render_records,
+}
 
 
 @dataclass
@@ -41,11 +50,13 @@ class BuildResult:
 
 def _write_tree(board: Leaderboard, folder: Path) -> list[str]:
     written = []
-    entries = folder / ENTRIES_DIR
-    entries.mkdir()
-    for name, text in render_entries(board).items():
-        (entries / name).write_text(text, encoding="utf-8")
-        written.append(f"{ENTRIES_DIR}/{name}")
+    for folder_name, render in FOLDERS.items():
+        (folder / folder_name).mkdir()
+        for name, text in render(board).items():
+            path = folder / folder_name / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            written.append(f"{folder_name}/{name}")
     for name, render in PAGES.items():
         (folder / name).write_text(render(board), encoding="utf-8")
         written.append(name)
@@ -54,17 +65,14 @@ def _write_tree(board: Leaderboard, folder: Path) -> list[str]:
 
 def _move_in(staging: Path, out: Path) -> None:
     """Replaces the leaderboard files in ``out`` by those in ``staging``; other files in ``out`` stay."""
-    old_entries = out / ENTRIES_DIR
-    if old_entries.exists():
-        retired = Path(tempfile.mkdtemp(prefix=".entries-old-", dir=out))
-        old_entries.rename(retired / ENTRIES_DIR)
-    else:
-        retired = None
-    (staging / ENTRIES_DIR).rename(out / ENTRIES_DIR)
+    retired = Path(tempfile.mkdtemp(prefix=".leaderboard-old-", dir=out))  # kept if a move fails
+    for name in FOLDERS:
+        if (out / name).exists():
+            (out / name).rename(retired / name)
+        (staging / name).rename(out / name)
     for name in PAGES:
         os.replace(staging / name, out / name)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def read_notes(path: str | Path | None) -> str:

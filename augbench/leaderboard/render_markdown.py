@@ -160,7 +160,8 @@ def render_markdown(board: Leaderboard) -> str:
         "at equal forward samples. `index.html` has the same tables, sortable and filterable, with a metric "
         "selector (accuracy, NLL, ECE), the compatibility heatmap, the DLB-gain heatmap and the metric against "
         "compute; `results.csv` has every number for every metric; `entries/` has one JSON file per cell with its "
-        "provenance and the commands that reproduce it.",
+        "provenance and the commands that reproduce it; `records/` has every run's result record, from which "
+        "`augbench leaderboard build --from records` rebuilds these pages.",
         "",
     ]
     if board.notes:

@@ -1,5 +1,9 @@
 """Where result records come from: an experiment folder, an Optuna storage, or a W&B project.
 
+A folder may also be a published leaderboard's ``records/``: every record the build read, one JSON object
+per line (``records.jsonl``), beside each experiment's resolved definition and saved estimate, so a
+leaderboard can be rebuilt, and extended with new runs, from what it publishes.
+
 Each source is one small class in ``SOURCES``; ``load_records`` asks each in
 turn whether it recognises the ``--from`` text. Only records that belong on
 the leaderboard come back: ``phase == "final"`` records of a tuned
@@ -19,7 +23,7 @@ from typing import Any
 import yaml
 
 from augbench.errors import UsageError
-from augbench.run_folder import CONFIG_FILE, ESTIMATE_FILE, EXPERIMENT_FILE, RESULT_FILE
+from augbench.run_folder import CONFIG_FILE, ESTIMATE_FILE, EXPERIMENT_FILE, RECORDS_FILE, RESULT_FILE
 
 REQUIRED_FIELDS = ("dataset", "model", "recipe", "method", "seed", "status")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -35,6 +39,7 @@ class Loaded:
     origins: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: int = 0  # search trials, and plain runs where only final ones count
+    others: list[dict[str, Any]] = field(default_factory=list)  # the skipped records (republished, not shown)
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> resolved definition
     experiment_files: dict[str, str] = field(default_factory=dict)  # name -> its copy in the source folder
     estimates: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> its saved dry-run estimate
@@ -57,6 +62,7 @@ class Loaded:
             self.origins.append(origin)
         else:
             self.skipped += 1
+            self.others.append(record)
 
 
 def read_estimate(loaded: Loaded, path: Path) -> None:
@@ -71,11 +77,30 @@ def read_estimate(loaded: Loaded, path: Path) -> None:
         loaded.estimates[str(estimate["experiment"])] = estimate
 
 
+def read_jsonl(loaded: Loaded, spec: str, path: Path) -> None:
+    """Adds every record of a ``records.jsonl`` file (a published leaderboard's records), one per line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"--from {spec}: {path} is not a readable records file ({err})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UsageError(f"--from {spec}: {path} line {number} is not a JSON record ({err.msg}); accepted: "
+                             f"one result record (a JSON object) per line") from None
+        loaded.add(record, f"{path}:{number}", plain_allowed=True)
+
+
 class FolderSource:
-    """An experiment output folder (``runs/NAME``) or any folder of ``augbench train`` run folders."""
+    """An experiment output folder (``runs/NAME``), any folder of ``augbench train`` run folders, or a published
+    leaderboard's ``records/`` folder (``records.jsonl`` files)."""
 
     kind = "folder"
-    form = "an experiment or run folder holding result.json files (for example runs/quickstart)"
+    form = ("an experiment or run folder holding result.json files (for example runs/quickstart), or a "
+            "leaderboard's records folder holding records.jsonl files (for example leaderboard/records)")
 
     def matches(self, spec: str) -> bool:
         return Path(spec).is_dir()
@@ -89,6 +114,8 @@ class FolderSource:
             except (OSError, json.JSONDecodeError) as err:
                 raise UsageError(f"--from {spec}: {path} is not a readable result record ({err})") from None
             loaded.add(record, str(path), plain_allowed=True)
+        for path in sorted(root.rglob(RECORDS_FILE)):
+            read_jsonl(loaded, spec, path)
         for path in sorted(root.rglob(EXPERIMENT_FILE)):
             try:
                 definition = yaml.safe_load(path.read_text())
@@ -229,6 +256,7 @@ def merge(parts: list[Loaded]) -> Loaded:
                 merged.origins.append(origin)
         merged.notes += part.notes
         merged.skipped += part.skipped
+        merged.others += [r for r in part.others if r not in merged.others]
         merged.experiments.update(part.experiments)
         merged.experiment_files.update(part.experiment_files)
         merged.estimates.update(part.estimates)
