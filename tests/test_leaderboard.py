@@ -660,6 +660,42 @@ def test_records_recovered_from_an_older_page_rebuild_its_numbers(tmp_path):
     assert subprocess.run(script, capture_output=True, text=True, cwd=tmp_path).returncode == 2
 
 
+def test_more_seeds_from_a_later_part_pool_into_the_same_cells_and_survive_recovery(tmp_path):
+    """A part that runs seeds 3-5 of cells an earlier part ran with seeds 0-2 (the map's fmnist_map_seeds_*):
+    one cell of 6 seeds, gains paired over the seeds both sides have, and records/ recovered per run."""
+    accuracy = {0: 90.0, 1: 91.5, 2: 89.0, 3: 90.6, 4: 91.1, 5: 89.9}
+    first = [make_record(method=m, seed=s, test_acc=accuracy[s] + (m == "dlb"), recipe=r, experiment="first",
+                         group="map", planned_seeds=(0, 1, 2))
+             for r in ("baseline", "cutout") for m in ("ce", "dlb") for s in (0, 1, 2)]
+    more = [make_record(method=m, seed=s, test_acc=accuracy[s] + 0.5 * (m == "lsr"), recipe="cutout",
+                        experiment="more", group="map", planned_seeds=(3, 4, 5))
+            for m in ("ce", "lsr") for s in (3, 4, 5)]
+    runs = tmp_path / "runs"
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(runs / "first", first)), "--from",
+                 str(write_records(runs / "more", more)), "--out", str(board)]) == 0
+    rows = {(r["recipe"], r["method"]): r for r in read_csv(board / "results.csv")}
+    ce = rows[("cutout", "ce")]
+    assert (ce["n"], ce["planned_seeds"], ce["complete"]) == ("6", "0 1 2 3 4 5", "True")
+    assert rows[("cutout", "dlb")]["gain_n"] == "3" and float(rows[("cutout", "dlb")]["gain_vs_ce"]) == \
+        pytest.approx(1.0)
+    assert rows[("cutout", "lsr")]["gain_n"] == "3" and rows[("cutout", "lsr")]["complete"] == "True"
+    (interaction,) = [r for r in read_csv(board / "results.csv", kind="interaction") if r["method"] == "dlb"]
+    assert interaction["interaction_n"] == "3"
+    entry = json.loads((board / ce["entry"]).read_text())
+    assert entry["provenance"]["experiments"] == ["first", "more"] and "differ" not in entry["status"]
+
+    published = (board / "results.csv").read_text()
+    shutil.rmtree(board / "records")
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "recover_records.py"), str(board)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    again = tmp_path / "again"
+    assert main(["leaderboard", "build", "--from", str(board / "records"), "--out", str(again)]) == 0
+    assert (again / "results.csv").read_text() == published
+    assert sorted(p.name for p in (board / "records").iterdir()) == ["first", "more"]
+
+
 def test_notes_appear_under_the_introduction_of_both_pages(tmp_path, capsys):
     notes = tmp_path / "pilot.md"
     notes.write_text("## How the protocol was chosen\n\n| candidate | CE |\n|---|---|\n| r8-54k-8ep <b> | 91.4 |\n")
