@@ -622,6 +622,19 @@ def test_plain_runs_are_republished_beside_the_experiments(tmp_path, capsys):
     assert (again / "results.csv").read_text() == (board / "results.csv").read_text()
 
 
+def test_an_experiment_name_never_writes_outside_records(tmp_path, capsys):
+    from augbench.leaderboard.render_records import folder_name
+
+    assert folder_name("fmnist_map_tuned_3") == "fmnist_map_tuned_3"
+    assert folder_name("../../evil") == ".._.._evil" and folder_name("..") == "__" and folder_name("a/b c") == "a_b_c"
+    records = [dict(r, experiment="../escape") for r in standard_records()]
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", "--from", str(write_records(tmp_path / "exp", records)), "--out",
+                 str(board)]) == 0
+    assert [p.name for p in (board / "records").iterdir()] == [".._escape"]
+    assert not (board / "escape").exists() and not (tmp_path / "escape").exists()
+
+
 def test_a_bad_line_in_a_records_file_is_named_and_nothing_is_written(tmp_path, capsys):
     folder = tmp_path / "records" / "part_one"
     folder.mkdir(parents=True)

@@ -16,6 +16,7 @@ deleted once published.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -25,6 +26,14 @@ from augbench.leaderboard.aggregate import Leaderboard
 from augbench.run_folder import ESTIMATE_FILE, EXPERIMENT_FILE, RECORDS_FILE
 
 RECORDS_DIR = "records"
+
+
+def folder_name(experiment: str) -> str:
+    """The folder of an experiment's records: its name where that is a plain file name (as ``augbench tune``
+    requires), else the name with every other character replaced, so a record's text never reaches outside
+    records/ (a W&B run may name anything)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", experiment)
+    return name if name.strip(".") else name.replace(".", "_")
 
 
 def _jsonl(records: list[dict[str, Any]]) -> str:
@@ -39,7 +48,7 @@ def render_records(board: Leaderboard) -> dict[str, str]:
         by_experiment[str(record.get("experiment") or "")].append(record)
     files = {}
     for name, records in by_experiment.items():
-        folder = f"{name}/" if name else ""
+        folder = f"{folder_name(name)}/" if name else ""
         files[folder + RECORDS_FILE] = _jsonl(records)
         if name and name in loaded.experiments:
             files[folder + EXPERIMENT_FILE] = yaml.safe_dump(loaded.experiments[name], sort_keys=False)
