@@ -40,8 +40,8 @@ import yaml
 
 from augbench.leaderboard.build import build
 from augbench.leaderboard.render_entries import RUN_FIELDS
-from augbench.leaderboard.render_records import RECORDS_DIR
-from augbench.run_folder import ESTIMATE_FILE, EXPERIMENT_FILE, RECORDS_FILE
+from augbench.leaderboard.render_records import RECORDS_DIR, records_files
+from augbench.leaderboard.sources import Loaded
 
 # Cell provenance fields that hold one value per run, listed once when every run shares it (``Cell.provenance``).
 SHARED = ("hyperparameters", "method_args", "tuned_params", "versions", "label_noise")
@@ -112,26 +112,22 @@ def cost_lines(readme: str) -> dict[str, str]:
     return lines
 
 
-def recover(board: Path, commit: str) -> dict[str, dict[str, str]]:
-    """Experiment name -> {file name: text} for board/records/."""
+def recover(board: Path, commit: str) -> Loaded:
+    """The records, definitions and published cost lines that board's entries and README still hold."""
     readme = (board / "README.md").read_text(encoding="utf-8")
-    files: dict[str, dict[str, str]] = {}
-    records: dict[str, list[dict[str, Any]]] = {}
+    loaded = Loaded(f"{board}/entries", "recovered")
+    records = []
     for path in sorted((board / "entries").glob("*.json")):
         entry = json.loads(path.read_text(encoding="utf-8"))
-        for record in run_records(entry, str(path), f"{board.name}/entries/{path.name} at commit {commit}"):
-            records.setdefault(record["experiment"], []).append(record)
-    defined, costs = definitions(readme), cost_lines(readme)
-    for name, runs in records.items():
-        runs.sort(key=lambda r: (r["cell"], r["seed"]))
-        files[name] = {RECORDS_FILE: "".join(json.dumps(r) + "\n" for r in runs)}
-        if name in defined:
-            files[name][EXPERIMENT_FILE] = yaml.safe_dump(defined[name], sort_keys=False)
-        if name in costs:
-            files[name][ESTIMATE_FILE] = json.dumps({
-                "experiment": name, "published_cost": costs[name],
-                "recovered_from": f"{board.name}/README.md at commit {commit}"}, indent=2) + "\n"
-    return files
+        records += run_records(entry, str(path), f"{board.name}/entries/{path.name} at commit {commit}")
+    for record in sorted(records, key=lambda r: (r["experiment"], r["cell"], r["seed"])):
+        loaded.add(record, record["recovered_from"], plain_allowed=False)
+    names = {record["experiment"] for record in records}
+    loaded.experiments = {name: d for name, d in definitions(readme).items() if name in names}
+    loaded.estimates = {name: {"experiment": name, "published_cost": line,
+                               "recovered_from": f"{board.name}/README.md at commit {commit}"}
+                        for name, line in cost_lines(readme).items() if name in names}
+    return loaded
 
 
 def compare(published: Path, rebuilt: Path) -> list[str]:
@@ -165,16 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                            text=True).stdout.strip() or "unknown"
     try:
-        files = recover(board, commit)
+        loaded = recover(board, commit)
     except Unrecoverable as err:
         print(f"recover_records: {err}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / RECORDS_DIR
-        for name, texts in files.items():
-            (staged / name).mkdir(parents=True)
-            for file_name, text in texts.items():
-                (staged / name / file_name).write_text(text, encoding="utf-8")
+        for name, text in records_files(loaded).items():
+            (staged / name).parent.mkdir(parents=True, exist_ok=True)
+            (staged / name).write_text(text, encoding="utf-8")
         build(str(staged), Path(tmp) / "rebuilt")
         problems = compare(board / "results.csv", Path(tmp) / "rebuilt" / "results.csv")
         if problems:
@@ -182,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(problems)} place(s):", *problems[:20], sep="\n  ", file=sys.stderr)
             return 1
         shutil.copytree(staged, board / RECORDS_DIR)
-    runs = sum(text.count("\n") for texts in files.values() for name, text in texts.items() if name == RECORDS_FILE)
-    print(f"recovered {runs} final runs' records of {len(files)} experiments into {board / RECORDS_DIR}; a build "
-          f"from them reproduces {board}/results.csv")
+    experiments = len({r["experiment"] for r in loaded.records})
+    print(f"recovered {len(loaded.records)} final runs' records of {experiments} experiments into "
+          f"{board / RECORDS_DIR}; a build from them reproduces {board}/results.csv")
     return 0
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from augbench.leaderboard.aggregate import Leaderboard
+from augbench.leaderboard.sources import Loaded
 from augbench.run_folder import ESTIMATE_FILE, EXPERIMENT_FILE, RECORDS_FILE
 
 RECORDS_DIR = "records"
@@ -42,7 +43,11 @@ def _jsonl(records: list[dict[str, Any]]) -> str:
 
 def render_records(board: Leaderboard) -> dict[str, str]:
     """Path under records/ -> text: each experiment's records, definition and estimate."""
-    loaded = board.loaded
+    return records_files(board.loaded)
+
+
+def records_files(loaded: Loaded) -> dict[str, str]:
+    """Path under records/ -> text for the records ``loaded`` holds (a build's, or records recovered from a page)."""
     by_experiment: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in [*loaded.records, *loaded.others]:
         by_experiment[str(record.get("experiment") or "")].append(record)
