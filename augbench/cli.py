@@ -468,7 +468,11 @@ def _add_bench(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast and bf16 normalisation")
     p.add_argument("--workers", type=int, default=2,
-                   help="loader worker processes for recipes with sample ops (default: %(default)s)")
+                   help="loader worker processes for recipes with sample ops, and on a CPU for the batched "
+                        "policies (default: %(default)s)")
+    p.add_argument("--threads", type=_positive_int("--threads"), default=None,
+                   help="the model's CPU threads (default: torch's); on a CPU, fewer threads than cores leave a "
+                        "core to the loader workers, as a GPU leaves the host's")
     p.add_argument("--steps", type=_positive_int("--steps"), default=30, help="timed steps per measurement")
     p.add_argument("--data-root", default=None, help="folder with the data set files")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -480,6 +484,10 @@ def _run_bench(args) -> int:
 
     if args.workers < 0:
         raise UsageError(f"--workers: got {args.workers}; accepted: an integer >= 0")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = RunConfig(dataset=args.dataset, model=args.model, batch_size=args.batch_size, bf16=args.bf16)
     result = run_bench(config, args.recipes or list(DEFAULT_RECIPES), args.methods or list(DEFAULT_METHODS), device=args.device, workers=args.workers,
                        steps=args.steps, data_root=args.data_root,

@@ -158,14 +158,21 @@ def test_views_are_the_same_with_0_or_2_workers_and_per_epoch(small_config, reci
     if recipe == "policy_in_loader":
         recipe = request.getfixturevalue(recipe)
 
+    calls = []
+
     def views(workers, epochs):
         setup = build(small_config(recipe=recipe, method="dlb", batch_size=32, train_subset=128), num_workers=workers)
+        pipeline, device_stage = setup.loader.pipeline, setup.loader.pipeline.run_device_stage
+        # Counted in this process only: a worker counts in its own copy.
+        pipeline.run_device_stage = lambda *a, **kw: calls.append(workers) or device_stage(*a, **kw)
         for epoch in epochs:
             batches = list(setup.loader.epoch(epoch))
         return batches
 
     inline, workers = views(0, [1]), views(2, [0, 1])  # epoch 1 alone equals epoch 1 after epoch 0
     assert len(inline) == len(workers) == 4
+    # On a CPU the workers do all of a policy recipe (sample op or batched policy); a cheap one stays here.
+    assert calls.count(0) == 4 and calls.count(2) == (8 if recipe == "cutout" else 0)
     for (v0, l0, i0), (v1, l1, i1) in zip(inline, workers):
         assert torch.equal(l0, l1) and torch.equal(i0, i1)
         assert all(torch.equal(a, b) for a, b in zip(v0, v1))
@@ -287,6 +294,21 @@ def test_bench_prints_json_with_every_measurement(capsys):
     assert set(result["end_to_end"]) == {"autoaugment/ce", "autoaugment/dlb"}
     assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in result["end_to_end"].values())
     assert result["dlb_step"]["ratio"] > 0
+
+
+def test_bench_threads_leave_a_core_to_workers_that_augment_the_policy(capsys):
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "--dataset", "synthetic", "--recipes", "randaugment", "--methods", "ce",
+                     "--steps", "2", "--threads", "1", "--workers", "1", "--json"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads(capsys.readouterr().out)
+    assert (result["threads"], result["loader_workers"]) == (1, 1)
+    assert math.isfinite(result["end_to_end"]["randaugment/ce"]["ratio"])
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--threads", "0"])
+    assert exit_.value.code == 2 and "--threads" in capsys.readouterr().err
 
 
 def test_bench_reads_the_data_set_from_data_root(tmp_path, capsys):

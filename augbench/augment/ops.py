@@ -14,7 +14,17 @@
   torch's global generator (torchvision's policies, Albumentations). Sample
   ops run in the loader (DataLoader worker processes when there are any).
 
-The registry says which kind each op is (:data:`OP_KINDS`). A factory declares
+The registry says which kind each op is (:data:`OP_KINDS`), and which batch
+ops are *heavy* (:data:`HEAVY_OPS`): so costly on a CPU that, with loader
+workers, a recipe that has one is augmented in the workers (see
+``augbench.data.loader``). The three batched policies are heavy: their
+hundreds of small kernels per call cost a CE step of ``cifar_resnet8`` at
+batch 64 up to a tenth of its time on the reference 2-core CPU, and with a
+one-thread model and one loader worker, end to end / model only went from
+0.90 to 0.94 for RandAugment (5 alternating rounds each; AutoAugment 0.94
+either way). The cheap ops lose by the move (baseline 0.99 in the training
+process, 0.93 in a worker: the batch's trip between processes costs more
+than its crop and flip). A factory declares
 its arguments with annotated keyword parameters: the recipe loader checks
 names and types against them. Values out of range are reported by the factory
 itself with :class:`OpArgumentError`.
@@ -45,6 +55,8 @@ OPS: dict[str, Callable[..., Op]] = {}
 #: ``"batch"`` or ``"sample"`` for every registered op (see the module docstring).
 OP_KINDS: dict[str, str] = {}
 KINDS = ("batch", "sample")
+#: Batch ops worth a loader worker on a CPU (see the module docstring).
+HEAVY_OPS: set[str] = set()
 #: The type of a ``fill`` argument: a pixel value, one per channel, or the data set's mean.
 Fill = int | list | Literal["mean"]
 
@@ -69,14 +81,19 @@ def require(ok: bool, field: str, value, accepted: str) -> None:
         raise OpArgumentError(field, value, accepted)
 
 
-def register_op(name: str, kind: str = "sample"):
-    """Decorator: registers a factory ``(**args) -> Op`` under ``name`` as a ``batch`` or ``sample`` op."""
+def register_op(name: str, kind: str = "sample", heavy: bool = False):
+    """Decorator: registers a factory ``(**args) -> Op`` under ``name`` as a ``batch`` or ``sample`` op
+    (``heavy``: a batch op worth a loader worker on a CPU)."""
     if kind not in KINDS:
         raise ValueError(f"augmentation op '{name}': kind {kind!r}; accepted: {', '.join(KINDS)}")
+    if heavy and kind != "batch":
+        raise ValueError(f"augmentation op '{name}': heavy=True; accepted only with kind 'batch'")
 
     def wrap(factory):
         add(OPS, name, factory, "augmentation op")
         OP_KINDS[name] = kind
+        if heavy:
+            HEAVY_OPS.add(name)
         return factory
 
     return wrap

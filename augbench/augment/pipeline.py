@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from augbench.augment.ops import OP_KINDS, OPS, Op, resolve_fill
+from augbench.augment.ops import HEAVY_OPS, OP_KINDS, OPS, Op, resolve_fill
 
 #: Arguments that hold a fill value (and so may say ``mean``).
 FILL_FIELDS = ("fill", "value")
@@ -59,6 +59,12 @@ class Pipeline:
     @property
     def needs_loader(self) -> bool:
         return self.split > 0
+
+    @property
+    def worth_workers(self) -> bool:
+        """Whether, on a CPU with loader workers, the workers should do all of this pipeline (it has a sample op
+        or a heavy batch op: :data:`augbench.augment.ops.HEAVY_OPS`)."""
+        return self.needs_loader or any(name in HEAVY_OPS for name, _ in self.spec)
 
     def for_dataset(self, mean: Sequence[float]) -> Pipeline:
         """This pipeline with every ``mean`` fill replaced by the data set's per-channel mean."""

@@ -155,7 +155,7 @@ class _BatchedPolicy:
         return self.transform(img)
 
 
-@register_op("autoaugment", kind="batch")
+@register_op("autoaugment", kind="batch", heavy=True)
 class AutoAugment(_BatchedPolicy):
     """AutoAugment (Cubuk et al. 2019) with the policy learned on ``policy``: per sample, one of the 25
     sub-policies, each of its two operations applied with its probability at its magnitude bin (of 10)."""
@@ -182,7 +182,7 @@ class AutoAugment(_BatchedPolicy):
         return draws
 
 
-@register_op("randaugment", kind="batch")
+@register_op("randaugment", kind="batch", heavy=True)
 class RandAugment(_BatchedPolicy):
     """RandAugment (Cubuk et al. 2020): per sample, ``num_ops`` operations drawn uniformly from 14, each at
     magnitude M = ``magnitude`` of ``num_magnitude_bins``."""
@@ -197,7 +197,7 @@ class RandAugment(_BatchedPolicy):
         return [(uniform_int(len(table.names), b, generator, device), m) for _ in range(self.num_ops)]
 
 
-@register_op("trivialaugment", kind="batch")
+@register_op("trivialaugment", kind="batch", heavy=True)
 class TrivialAugment(_BatchedPolicy):
     """TrivialAugment Wide (Müller & Hutter 2021): per sample, one operation of 14 at a magnitude bin drawn
     uniformly from ``num_magnitude_bins``."""

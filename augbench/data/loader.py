@@ -13,6 +13,18 @@ pipeline is split in two (``augbench.augment.pipeline``):
 When there is no loader stage the whole training set is held on the device
 as uint8 and a batch is one gather: no host work per step at all.
 
+On a CPU with loader workers (``num_workers > 0``) the device *is* the host.
+There, for a recipe worth it (a sample op, or a heavy batch op such as the
+batched policies: ``Pipeline.worth_workers``), the workers do all of the
+augmentation: the loader stage, the device stage and the normalisation,
+each batch with the same generators as in the training process (so the same
+views), while the training process only trains: the CPU's counterpart of a
+GPU that never waits for its data. It pays when a core is left to the
+workers (the model on fewer threads than there are cores), as
+``augbench bench --threads 1 --workers 1`` measures. Cheap recipes stay in
+the training process, where they cost less than the batch's trip between
+processes.
+
 Reproducibility: batch b of epoch e is augmented from seeds derived from
 (seed, e, b) alone (the global generators for sample ops, one host generator
 for batch ops in the loader stage, one device generator for the device
@@ -46,6 +58,10 @@ class Augmenter(Protocol):
     @property
     def needs_loader(self) -> bool:
         """Whether some operation runs per sample in the loader's worker processes."""
+
+    @property
+    def worth_workers(self) -> bool:
+        """Whether, on a CPU with loader workers, the workers should do all the augmentation."""
 
     def run_loader_stage(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """uint8 images of one batch through the per-sample operations."""
@@ -119,6 +135,39 @@ class _LoaderStage(Dataset):
             np.random.set_state(np_state)
 
 
+def finish(pipeline: Augmenter, images: torch.Tensor, generator: torch.Generator, views: int, mean, std,
+           dtype: torch.dtype, channels_last: bool, scale_shift=None, resident: bool = False) -> list[torch.Tensor]:
+    """Device stage, then normalisation, on all ``views`` views of a batch at once (fewer, larger ops)."""
+    images = pipeline.run_device_stage(images, generator, resident)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return list(normalize(images, mean, std, dtype, scale_shift).chunk(views))
+
+
+class _WholeBatch(Dataset):
+    """Item ``(epoch, b, positions)``: the finished views of batch b, as :meth:`TrainLoader.epoch` makes them in
+    the training process (same seeds, same ops), made in a loader worker instead (a CPU device only)."""
+
+    def __init__(self, stage: _LoaderStage | None, images: torch.Tensor, pipeline: Augmenter, num_views: int,
+                 seed: int, stream: tuple[int, ...], mean, std, dtype: torch.dtype, channels_last: bool):
+        self.stage, self.images, self.pipeline, self.num_views = stage, images, pipeline, num_views
+        self.seed, self.stream, self.mean, self.std = seed, stream, mean, std
+        self.dtype, self.channels_last = dtype, channels_last
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, key) -> list[torch.Tensor]:
+        epoch, b, positions = key
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
+        if self.stage is not None:
+            raw, resident = torch.cat(self.stage[key]), False
+        else:
+            raw, resident = self.images.index_select(0, torch.cat((positions,) * self.num_views)), True
+        return finish(self.pipeline, raw, generator, self.num_views, self.mean, self.std, self.dtype,
+                      self.channels_last, resident=resident)
+
+
 class _EpochKeys:
     """The DataLoader's sampler: the keys of the current epoch (set before each epoch is iterated)."""
 
@@ -174,6 +223,10 @@ class TrainLoader:
         # Without sample ops the images live on the device; otherwise the loader stage reads them on the host.
         self.device_images = None if pipeline.needs_loader else pipeline.resident(images.to(self.device))
         self._stage = _LoaderStage(images, pipeline, num_views, seed, self.stream) if pipeline.needs_loader else None
+        #: Whether loader workers make whole batches (a CPU device with workers; see the module docstring).
+        self.workers_augment = self.device.type == "cpu" and num_workers > 0 and pipeline.worth_workers
+        self._whole = _WholeBatch(self._stage, self.device_images, pipeline, num_views, seed, self.stream, self.mean,
+                                  self.std, dtype, channels_last) if self.workers_augment else None
         self._keys = _EpochKeys()
         self._dataloader: DataLoader | None = None
         self._generator = torch.Generator(device=self.device)
@@ -194,24 +247,23 @@ class TrainLoader:
         return len(self.batches(0))
 
     def _loader_views(self, epoch: int, batches: list[torch.Tensor]) -> Iterator[list[torch.Tensor]]:
-        """uint8 views of each batch after the loader stage, on the host (pinned for an accelerator)."""
+        """uint8 views of each batch after the loader stage, on the host (pinned for an accelerator); or, where
+        the workers augment, each batch's finished views."""
         keys = [(epoch, b, positions) for b, positions in enumerate(batches)]
         if self.num_workers == 0:
             return (self._stage[key] for key in keys)
         if self._dataloader is None:
             self._dataloader = DataLoader(
-                self._stage, batch_size=None, sampler=self._keys, num_workers=self.num_workers,
-                multiprocessing_context=self.mp_context, prefetch_factor=4, persistent_workers=True,
+                self._whole if self._whole is not None else self._stage, batch_size=None, sampler=self._keys,
+                num_workers=self.num_workers, multiprocessing_context=self.mp_context, prefetch_factor=4, persistent_workers=True,
                 pin_memory=self.device.type == "cuda")
         self._keys.keys = keys
         return iter(self._dataloader)
 
     def _finish(self, images: torch.Tensor, views: int, resident: bool = False) -> list[torch.Tensor]:
-        """Device stage, then normalisation, on the device, on all ``views`` views at once (fewer, larger ops)."""
-        images = self.pipeline.run_device_stage(images, self._generator, resident)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return list(normalize(images, self.mean, self.std, self.dtype, self._scale_shift).chunk(views))
+        """:func:`finish` on the training device."""
+        return finish(self.pipeline, images, self._generator, views, self.mean, self.std, self.dtype,
+                      self.channels_last, self._scale_shift, resident)
 
     def epoch(self, epoch: int) -> Iterator[tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]]:
         batches = [shard(p, self.blocks, self.rank, self.world_size) for p in self.batches(epoch)]
@@ -219,10 +271,13 @@ class TrainLoader:
         sizes = [len(p) for p in batches]
         order = torch.cat(batches).to(self.device, non_blocking=True) if batches else torch.zeros(0)
         device_positions = order.split(sizes)
-        loaded = self._loader_views(epoch, batches) if self._stage is not None else None
+        loaded = self._loader_views(epoch, batches) if self._stage is not None or self._whole is not None else None
         for b, positions in enumerate(device_positions):
-            self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
-            if loaded is not None:
+            if self._whole is None:
+                self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
+            if self._whole is not None:  # made in a worker, as below
+                views = next(loaded)
+            elif loaded is not None:
                 views = self._finish(torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)]),
                                      self.num_views)
             else:  # every view's images in one gather, from the set as the device stage keeps it

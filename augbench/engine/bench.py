@@ -116,6 +116,8 @@ def model_only_rate(config: RunConfig, ds, device: torch.device, batch_size: int
 def data_path_rates(recipe_name: str, config: RunConfig, ds, device: torch.device, batch_size: int, batches: int,
                     workers: int, data_root: str | None = None) -> dict[str, float]:
     """Images/s (two views, normalised, on the device) of the per-sample path and of the batched loader."""
+    # Workers only where the recipe needs them (sample ops): the batched path is measured on the same core.
+    workers = workers if load_recipe(recipe_name).pipeline.needs_loader else 0
     setup = build(dataclasses.replace(config, recipe=recipe_name, method="dlb"), device=str(device),
                   num_workers=workers, data_root=data_root)
     loader, pipeline, mixer = setup.loader, setup.recipe.pipeline, setup.recipe.mixer
@@ -289,7 +291,8 @@ def format_table(result: dict[str, Any]) -> str:
     shape = "x".join(map(str, result["image_shape"]))
     lines = [f"augbench bench: {result['dataset']} {shape}, {result['model']}, batch {result['batch_size']}, "
              f"{result['device']}, {'bf16' if result['bf16'] else 'fp32'}, {result['threads']} threads, "
-             f"{result['loader_workers']} loader workers (sample ops only), {result['steps']} timed steps", "",
+             f"{result['loader_workers']} loader workers (recipes with sample ops; on a CPU also the batched "
+             f"policies), {result['steps']} timed steps", "",
              f"model only (CE train step, inputs on the device): {result['model_only']['batch']:,.0f} img/s at "
              f"batch {result['batch_size']}, {result['model_only']['batch_2n']:,.0f} img/s at "
              f"{2 * result['batch_size']}"
