@@ -484,13 +484,9 @@ def _run_bench(args) -> int:
 
     if args.workers < 0:
         raise UsageError(f"--workers: got {args.workers}; accepted: an integer >= 0")
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
     config = RunConfig(dataset=args.dataset, model=args.model, batch_size=args.batch_size, bf16=args.bf16)
     result = run_bench(config, args.recipes or list(DEFAULT_RECIPES), args.methods or list(DEFAULT_METHODS), device=args.device, workers=args.workers,
-                       steps=args.steps, data_root=args.data_root,
+                       threads=args.threads, steps=args.steps, data_root=args.data_root,
                        log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

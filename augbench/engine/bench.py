@@ -249,8 +249,12 @@ def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int,
 
 
 def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device: str = "auto", workers: int = 2,
-              steps: int = 30, data_root: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """All four measurements; returns them as one JSON-ready dict."""
+              steps: int = 30, data_root: str | None = None, log: Callable[[str], None] = print,
+              threads: int | None = None) -> dict[str, Any]:
+    """All four measurements; returns them as one JSON-ready dict (``threads``: the model's CPU threads, set for
+    the rest of the process; None leaves torch's)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     dev = resolve_device(device)
     for name in recipes:
         load_recipe(name)  # a bad recipe name fails before anything is measured
