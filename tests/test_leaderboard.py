@@ -605,6 +605,11 @@ def test_a_leaderboard_rebuilds_from_its_own_records_and_grows_by_a_new_part(tmp
                                                           for m in ("ce", "dlb")}
     assert len(read_csv(board / "results.csv", kind="interaction")) == 1
     assert sorted(p.name for p in (board / "records").iterdir()) == ["part_one", "part_two"]
+    # The same command again (its part's records now also in records/): the same page, no record twice.
+    published = {name: (board / name).read_text() for name in ("results.csv", "records/part_two/records.jsonl")}
+    assert main(["leaderboard", "build", "--from", str(board / "records"), "--from", str(two),
+                 "--out", str(board)]) == 0
+    assert {name: (board / name).read_text() for name in published} == published
     # Building from one part drops the other's records with its cells.
     assert main(["leaderboard", "build", "--from", str(board / "records" / "part_two"), "--out", str(board)]) == 0
     assert sorted(p.name for p in (board / "records").iterdir()) == ["part_two"]

@@ -243,15 +243,16 @@ SOURCES = (WandbSource(), OptunaStorageSource(), FolderSource())
 
 def merge(parts: list[Loaded]) -> Loaded:
     """The records of several sources side by side (the finished parts of a map split into experiment files,
-    say). A record read twice (the same origin given twice) counts once."""
-    if len(parts) == 1:
-        return parts[0]
+    say). A record read twice counts once: the same origin given twice, or the same record from two origins (a
+    part's run folder and the leaderboard's ``records/`` that an earlier build of the same command copied it
+    into), so running a build command again gives the same leaderboard."""
     merged = Loaded(", ".join(p.source for p in parts), ", ".join(dict.fromkeys(p.kind for p in parts)))
     seen = set()
     for part in parts:
         for record, origin in zip(part.records, part.origins):
-            if origin not in seen:
-                seen.add(origin)
+            content = json.dumps(record, sort_keys=True, default=str)
+            if origin not in seen and content not in seen:
+                seen.update((origin, content))
                 merged.records.append(record)
                 merged.origins.append(origin)
         merged.notes += part.notes
