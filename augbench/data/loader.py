@@ -255,8 +255,8 @@ class TrainLoader:
         if self._dataloader is None:
             self._dataloader = DataLoader(
                 self._whole if self._whole is not None else self._stage, batch_size=None, sampler=self._keys,
-                num_workers=self.num_workers, multiprocessing_context=self.mp_context, prefetch_factor=4, persistent_workers=True,
-                pin_memory=self.device.type == "cuda")
+                num_workers=self.num_workers, multiprocessing_context=self.mp_context, prefetch_factor=4,
+                persistent_workers=True, pin_memory=self.device.type == "cuda")
         self._keys.keys = keys
         return iter(self._dataloader)
 
@@ -273,14 +273,14 @@ class TrainLoader:
         device_positions = order.split(sizes)
         loaded = self._loader_views(epoch, batches) if self._stage is not None or self._whole is not None else None
         for b, positions in enumerate(device_positions):
-            if self._whole is None:
-                self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
-            if self._whole is not None:  # made in a worker, as below
+            if self._whole is not None:  # finished in a worker, as below
                 views = next(loaded)
             elif loaded is not None:
+                self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
                 views = self._finish(torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)]),
                                      self.num_views)
             else:  # every view's images in one gather, from the set as the device stage keeps it
+                self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
                 raw = self.device_images.index_select(0, torch.cat((positions,) * self.num_views))
                 views = self._finish(raw, self.num_views, resident=True)
             yield views, self.device_labels.index_select(0, positions), self.device_index.index_select(0, positions)
