@@ -135,6 +135,16 @@ class _LoaderStage(Dataset):
             np.random.set_state(np_state)
 
 
+def _device_seed(seed: int, epoch: int, b: int, stream: tuple[int, ...]) -> int:
+    """The device stage's seed for batch b of ``epoch``: the same wherever the batch is finished."""
+    return mix_seed(seed, epoch, b, _DEVICE_OPS, *stream)
+
+
+def _gather_views(images: torch.Tensor, positions: torch.Tensor, views: int) -> torch.Tensor:
+    """Every view's images of one batch in one gather, from the set as the device stage keeps it."""
+    return images.index_select(0, torch.cat((positions,) * views))
+
+
 def finish(pipeline: Augmenter, images: torch.Tensor, generator: torch.Generator, views: int, mean, std,
            dtype: torch.dtype, channels_last: bool, scale_shift=None, resident: bool = False) -> list[torch.Tensor]:
     """Device stage, then normalisation, on all ``views`` views of a batch at once (fewer, larger ops)."""
@@ -159,11 +169,11 @@ class _WholeBatch(Dataset):
 
     def __getitem__(self, key) -> list[torch.Tensor]:
         epoch, b, positions = key
-        generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
+        generator = torch.Generator().manual_seed(_device_seed(self.seed, epoch, b, self.stream))
         if self.stage is not None:
             raw, resident = torch.cat(self.stage[key]), False
         else:
-            raw, resident = self.images.index_select(0, torch.cat((positions,) * self.num_views)), True
+            raw, resident = _gather_views(self.images, positions, self.num_views), True
         return finish(self.pipeline, raw, generator, self.num_views, self.mean, self.std, self.dtype,
                       self.channels_last, resident=resident)
 
@@ -223,10 +233,10 @@ class TrainLoader:
         # Without sample ops the images live on the device; otherwise the loader stage reads them on the host.
         self.device_images = None if pipeline.needs_loader else pipeline.resident(images.to(self.device))
         self._stage = _LoaderStage(images, pipeline, num_views, seed, self.stream) if pipeline.needs_loader else None
-        #: Whether loader workers make whole batches (a CPU device with workers; see the module docstring).
-        self.workers_augment = self.device.type == "cpu" and num_workers > 0 and pipeline.worth_workers
+        # Loader workers finish whole batches on a CPU device, for a recipe worth it (see the module docstring).
+        workers_augment = self.device.type == "cpu" and num_workers > 0 and pipeline.worth_workers
         self._whole = _WholeBatch(self._stage, self.device_images, pipeline, num_views, seed, self.stream, self.mean,
-                                  self.std, dtype, channels_last) if self.workers_augment else None
+                                  self.std, dtype, channels_last) if workers_augment else None
         self._keys = _EpochKeys()
         self._dataloader: DataLoader | None = None
         self._generator = torch.Generator(device=self.device)
@@ -275,12 +285,12 @@ class TrainLoader:
         for b, positions in enumerate(device_positions):
             if self._whole is not None:  # finished in a worker, as below
                 views = next(loaded)
-            elif loaded is not None:
-                self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
-                views = self._finish(torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)]),
-                                     self.num_views)
-            else:  # every view's images in one gather, from the set as the device stage keeps it
-                self._generator.manual_seed(mix_seed(self.seed, epoch, b, _DEVICE_OPS, *self.stream))
-                raw = self.device_images.index_select(0, torch.cat((positions,) * self.num_views))
-                views = self._finish(raw, self.num_views, resident=True)
+            else:
+                self._generator.manual_seed(_device_seed(self.seed, epoch, b, self.stream))
+                if loaded is not None:
+                    views = self._finish(torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)]),
+                                         self.num_views)
+                else:
+                    views = self._finish(_gather_views(self.device_images, positions, self.num_views),
+                                         self.num_views, resident=True)
             yield views, self.device_labels.index_select(0, positions), self.device_index.index_select(0, positions)

@@ -247,12 +247,12 @@ def merge(parts: list[Loaded]) -> Loaded:
     part's run folder and the leaderboard's ``records/`` that an earlier build of the same command copied it
     into), so running a build command again gives the same leaderboard."""
     merged = Loaded(", ".join(p.source for p in parts), ", ".join(dict.fromkeys(p.kind for p in parts)))
-    seen = set()
+    seen = set()  # each record's content: one origin read twice gives the same content too
     for part in parts:
         for record, origin in zip(part.records, part.origins):
             content = json.dumps(record, sort_keys=True, default=str)
-            if origin not in seen and content not in seen:
-                seen.update((origin, content))
+            if content not in seen:
+                seen.add(content)
                 merged.records.append(record)
                 merged.origins.append(origin)
         merged.notes += part.notes
