@@ -140,9 +140,14 @@ def _device_seed(seed: int, epoch: int, b: int, stream: tuple[int, ...]) -> int:
     return mix_seed(seed, epoch, b, _DEVICE_OPS, *stream)
 
 
-def _gather_views(images: torch.Tensor, positions: torch.Tensor, views: int) -> torch.Tensor:
-    """Every view's images of one batch in one gather, from the set as the device stage keeps it."""
-    return images.index_select(0, torch.cat((positions,) * views))
+def _device_stage_input(loaded: list[torch.Tensor] | None, resident: torch.Tensor | None, positions: torch.Tensor,
+                        views: int, device: torch.device) -> tuple[torch.Tensor, bool]:
+    """The uint8 views of one batch that the device stage starts from, all in one tensor, and whether they are rows
+    of the resident set: the loader stage's views (``loaded``) where the recipe has a loader stage, else every
+    view's images in one gather from the set as the device stage keeps it (``resident``)."""
+    if loaded is not None:
+        return torch.cat([v.to(device, non_blocking=True) for v in loaded]), False
+    return resident.index_select(0, torch.cat((positions,) * views)), True
 
 
 def finish(pipeline: Augmenter, images: torch.Tensor, generator: torch.Generator, views: int, mean, std,
@@ -170,10 +175,8 @@ class _WholeBatch(Dataset):
     def __getitem__(self, key) -> list[torch.Tensor]:
         epoch, b, positions = key
         generator = torch.Generator().manual_seed(_device_seed(self.seed, epoch, b, self.stream))
-        if self.stage is not None:
-            raw, resident = torch.cat(self.stage[key]), False
-        else:
-            raw, resident = _gather_views(self.images, positions, self.num_views), True
+        raw, resident = _device_stage_input(self.stage[key] if self.stage is not None else None, self.images,
+                                            positions, self.num_views, positions.device)
         return finish(self.pipeline, raw, generator, self.num_views, self.mean, self.std, self.dtype,
                       self.channels_last, resident=resident)
 
@@ -287,10 +290,7 @@ class TrainLoader:
                 views = next(loaded)
             else:
                 self._generator.manual_seed(_device_seed(self.seed, epoch, b, self.stream))
-                if loaded is not None:
-                    views = self._finish(torch.cat([v.to(self.device, non_blocking=True) for v in next(loaded)]),
-                                         self.num_views)
-                else:
-                    views = self._finish(_gather_views(self.device_images, positions, self.num_views),
-                                         self.num_views, resident=True)
+                raw, resident = _device_stage_input(next(loaded) if loaded is not None else None, self.device_images,
+                                                    positions, self.num_views, self.device)
+                views = self._finish(raw, self.num_views, resident)
             yield views, self.device_labels.index_select(0, positions), self.device_index.index_select(0, positions)
