@@ -283,8 +283,8 @@ def _add_tune(sub) -> None:
                                    "every final seed (what the leaderboard uses). Rerunning resumes.")
     _add_experiment_args(p, _STORAGE_HELP)
     p.add_argument("--workers", type=_positive_int("--workers"), default=1,
-                   help="local worker processes, each training with the cores shared out unless "
-                        "$OMP_NUM_THREADS says otherwise (default: 1, in this process); with --dry-run, the "
+                   help="local worker processes, each training with the cores shared out (fewer threads if "
+                        "$OMP_NUM_THREADS asks for fewer; default: 1, in this process); with --dry-run, the "
                         "estimate is for that many workers")
     _add_run_args(p)
     p.add_argument("--dry-run", action="store_true",

@@ -2,6 +2,7 @@
 without --save, and the saved estimate on the leaderboard."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from augbench.cli import main
 from augbench.tune.estimate import Estimate, estimate, makespan
 from augbench.tune.experiment import load_experiment
-from augbench.tune.runner import worker_threads
+from augbench.tune.runner import threads_note, worker_threads
 
 # 1 backbone x 1 recipe x 2 methods x 2 budgets = 3 cells (CE under the samples budget would repeat its epochs
 # run, so it runs once); only DLB has a search space (3 trials).
@@ -82,12 +83,15 @@ def test_makespan_deals_the_runs_in_order_to_the_first_free_worker():
     assert makespan([], 3) == 0
 
 
-def test_worker_threads_share_the_cores_unless_omp_num_threads_says(monkeypatch):
+def test_worker_threads_share_the_cores_or_fewer_if_omp_num_threads_says(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert [worker_threads(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert worker_threads(2) == 3
+    assert worker_threads(2) == 3 and threads_note(2) is None  # fewer than the cores shared out: as asked
+    assert worker_threads(4) == 2  # 3 x 4 threads would outnumber the 8 cores
+    assert "OMP_NUM_THREADS=3 x 4 workers" in threads_note(4) and "with 2 thread(s)" in threads_note(4)
+    assert "16 workers on this machine's 8 cores" in threads_note(16)
 
 
 def test_estimate_for_workers_probes_at_their_threads_and_deals_the_runs(tmp_path, capsys, monkeypatch):
@@ -103,6 +107,12 @@ def test_estimate_for_workers_probes_at_their_threads_and_deals_the_runs(tmp_pat
     assert main(["tune", "tiny_estimate.yaml", "--dry-run", "--device", "cpu", "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "estimated wall time on this machine, 2 workers of 1 thread(s):" in out and "the runs add up to" in out
+    assert "OMP_NUM_THREADS" not in out
+    cores = os.cpu_count() or 1
+    monkeypatch.setenv("OMP_NUM_THREADS", str(2 * cores))  # more than the cores: capped, and the dry run says so
+    assert main(["tune", "tiny_estimate.yaml", "--dry-run", "--device", "cpu", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"2 workers of {max(1, cores // 2)} thread(s):" in out and f"OMP_NUM_THREADS={2 * cores} x 2 workers" in out
 
 
 def test_throughput_formula_by_hand():

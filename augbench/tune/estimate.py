@@ -58,7 +58,7 @@ from augbench.run_folder import ESTIMATE_FILE, write_json_atomic
 from augbench.tune.experiment import load_experiment
 from augbench.tune.grid import Experiment
 from augbench.tune.plan import final_slots, search_slots
-from augbench.tune.runner import worker_threads
+from augbench.tune.runner import threads_note, worker_threads
 
 WARMUP_STEPS = 5
 PROBE_STEPS = 12
@@ -287,6 +287,8 @@ def report(est: Estimate, out_dir: Path, saved: bool) -> str:
     else:
         lines.append(f"estimated wall time on this machine, {est.workers} workers of {est.threads} thread(s): "
                      f"{_duration(est.wall_seconds)}; the runs add up to {_duration(est.seconds)} ({parts})")
+        if note := threads_note(est.workers):
+            lines.append(note)
     if est.throughput:
         lines.append(f"estimated at {est.throughput:g} forward samples/s (--throughput): "
                      f"{_duration(est.seconds_at_throughput)} (evaluation at this machine's ratio "
