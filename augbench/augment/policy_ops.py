@@ -188,15 +188,10 @@ def inverse_affine_matrices(angle, tx, ty, shear_x, shear_y, cx, cy) -> torch.Te
     return torch.stack([m0, m1, m2, m3, m4, m5], dim=-1).view(-1, 2, 3)
 
 
-def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str],
-           fill: list[int]) -> torch.Tensor:
-    """Every sample whose operation is geometric warped by it (nearest), the others unchanged.
-
-    Uncovered pixels take ``fill`` (one value per channel), as
-    ``_apply_grid_transform`` fills them: through a coverage channel.
-    """
-    b, c, h, w = images.shape
-    device = images.device
+def affine_grid(op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str], h: int, w: int) -> torch.Tensor:
+    """float32 ``[B, H, W, 2]``: each sample's sampling grid for its geometric operation (the identity grid for
+    any other), as torchvision's ``_affine_grid`` builds it."""
+    b, device = len(op_ids), op_ids.device
     zeros = torch.zeros(b, dtype=torch.float64, device=device)
     args = {key: zeros.clone() for key in ("angle", "tx", "ty", "shear_x", "shear_y", "cx", "cy")}
     for index, name in enumerate(names):
@@ -211,7 +206,18 @@ def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, 
     x = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device).view(1, 1, w)
     y = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device).view(1, h, 1)
     t = theta.div(constant([0.5 * w, 0.5 * h], torch.float32, device).view(1, 2, 1)).view(b, 2, 3, 1, 1)
-    grid = torch.stack([x * t[:, i, 0] + y * t[:, i, 1] + t[:, i, 2] for i in range(2)], dim=-1)
+    return torch.stack([x * t[:, i, 0] + y * t[:, i, 1] + t[:, i, 2] for i in range(2)], dim=-1)
+
+
+def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str],
+           fill: list[int]) -> torch.Tensor:
+    """Every sample whose operation is geometric warped by it (nearest), the others unchanged.
+
+    Uncovered pixels take ``fill`` (one value per channel), as
+    ``_apply_grid_transform`` fills them: through a coverage channel.
+    """
+    b, c, h, w = images.shape
+    grid = affine_grid(op_ids, magnitude, names, h, w)
     float_images = images.float()
     filled = any(fill)
     if filled:
@@ -219,20 +225,55 @@ def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, 
     warped = F.grid_sample(float_images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     if filled:
         warped, covered = warped[:, :c], warped[:, c:]
-        fill_values = constant(fill, warped.dtype, device).view(1, c, 1, 1)
+        fill_values = constant(fill, warped.dtype, images.device).view(1, c, 1, 1)
         warped = torch.where(covered < 0.5, fill_values.expand_as(warped), warped)
     return warped.round_().to(torch.uint8)
 
 
+@functools.lru_cache(maxsize=2048)
+def _source_pixels(names: tuple[str, ...], h: int, w: int, op_id: int, magnitude: float, device: str) -> torch.Tensor:
+    """int64 ``[H * W]``: the input pixel (row-major) that each output pixel of operation ``names[op_id]`` at
+    ``magnitude`` takes, ``H * W`` where it is uncovered.
+
+    Nearest sampling copies one input pixel to each output pixel, so warping an image that holds each pixel's
+    own index (and a coverage channel) with :func:`affine_grid`'s grid finds that pixel exactly. The policies
+    draw their magnitudes from a table, so a policy has a few hundred of these maps at most.
+    """
+    grid = affine_grid(torch.tensor([op_id], device=device), torch.tensor([magnitude], dtype=torch.float64, device=device),
+                       list(names), h, w)
+    index = torch.arange(h * w, dtype=torch.float32, device=device).view(1, 1, h, w)
+    source = F.grid_sample(torch.cat([index, torch.ones_like(index)], dim=1), grid, mode="nearest",
+                           padding_mode="zeros", align_corners=False)[0]
+    return torch.where(source[1] < 0.5, h * w, source[0].round()).long().view(-1)
+
+
+def warp_by_maps(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str],
+                 fill: list[int]) -> torch.Tensor:
+    """:func:`affine`'s output by one gather: each sample's pixels read through the cached map of its operation
+    and magnitude (:func:`_source_pixels`), the uncovered ones from a fill column.
+
+    It reads the operations and magnitudes back to the host, so the grouped (CPU) path uses it; on a CPU this
+    replaces about a hundred small tensor operations per call (building the matrices and the grid) by a lookup.
+    """
+    b, c, h, w = images.shape
+    key, device = tuple(names), str(images.device)
+    maps = torch.stack([_source_pixels(key, h, w, op_id, m, device)
+                        for op_id, m in zip(op_ids.tolist(), magnitude.tolist())])
+    fill_column = constant(fill, torch.uint8, images.device).view(1, c, 1).expand(b, c, 1)
+    padded = torch.cat([images.reshape(b, c, h * w), fill_column], dim=2)
+    return padded.gather(2, maps.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
+
+
 @functools.cache
-def _kernels(names: tuple[str, ...]) -> tuple[list[tuple[Callable, list[int]]], torch.Tensor]:
+def _kernels(names: tuple[str, ...], grouped: bool) -> tuple[list[tuple[Callable, list[int]]], torch.Tensor]:
     """``[(kernel(images, op_ids, magnitude, fill), op ids it serves), ...]`` (one affine warp for every
-    geometric op, one kernel per pixel op; ``Identity`` has none) and each op id's group: 0 for ``Identity``,
-    k for the k-th kernel. Made once per policy, not at every step."""
+    geometric op, by cached maps when ``grouped``; one kernel per pixel op; ``Identity`` has none) and each op
+    id's group: 0 for ``Identity``, k for the k-th kernel. Made once per policy, not at every step."""
     kernels: list[tuple[Callable, list[int]]] = []
     geometric = [k for k, name in enumerate(names) if name in GEOMETRIC]
+    warp = warp_by_maps if grouped else affine
     if geometric:
-        kernels.append((lambda images, op_ids, magnitude, fill: affine(images, op_ids, magnitude, names, fill),
+        kernels.append((lambda images, op_ids, magnitude, fill: warp(images, op_ids, magnitude, names, fill),
                         geometric))
     for index, name in enumerate(names):
         if name in PIXEL_OPS:
@@ -260,9 +301,9 @@ def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tenso
       whole batch and each sample keeps its own output (``torch.where``), with
       no read back to the host.
     """
-    kernels, group_of = _kernels(tuple(names))
     if grouped is None:
         grouped = images.device.type == "cpu"
+    kernels, group_of = _kernels(tuple(names), grouped)
     if not grouped:
         out = images
         for kernel, served in kernels:
@@ -339,4 +380,5 @@ class CapturedApply:
         return graph, static_images, static_steps, out
 
 
-__all__ = ["GEOMETRIC", "IDENTITY", "PIXEL_OPS", "CapturedApply", "affine", "apply_ops", "apply_steps", "inverse_affine_matrices"]
+__all__ = ["GEOMETRIC", "IDENTITY", "PIXEL_OPS", "CapturedApply", "affine", "affine_grid", "apply_ops", "apply_steps",
+           "inverse_affine_matrices", "warp_by_maps"]
