@@ -40,12 +40,16 @@ from augbench.registry import add
 PixelOp = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: name (torchvision's) -> ``(images uint8 [B, C, H, W], magnitude float [B]) -> images``.
 PIXEL_OPS: dict[str, PixelOp] = {}
+#: The pixel operations whose output value depends only on the input value and the magnitude (a lookup table).
+PER_VALUE: set[str] = set()
 IDENTITY = "Identity"
 
 
-def register_pixel_op(name: str):
+def register_pixel_op(name: str, per_value: bool = False):
     def wrap(fn: PixelOp) -> PixelOp:
         add(PIXEL_OPS, name, fn, "policy operation")
+        if per_value:
+            PER_VALUE.add(name)
         return fn
     return wrap
 
@@ -77,7 +81,7 @@ def _grayscale(images: torch.Tensor) -> torch.Tensor:
     return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3).floor_()
 
 
-@register_pixel_op("Brightness")
+@register_pixel_op("Brightness", per_value=True)
 def brightness(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """``adjust_brightness(image, 1 + m)``: the image scaled by ``1 + m``."""
     return _to_uint8(images.float().mul_(_factor(magnitude)[0]))
@@ -102,23 +106,23 @@ def contrast(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
 def sharpness(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """``adjust_sharpness(image, 1 + m)``: interior pixels blended with a 3x3 smoothing (1s around a 5, /13).
 
-    The smoothing is summed in integers, ``(sum of the 3x3 block + 4 * centre) / 13``, and rounded: the same
-    value as torchvision's float32 convolution, because a multiple of 1/13 is never within rounding error
-    of a half.
+    The smoothing is summed exactly (integers in float32), ``(sum of the 3x3 block + 4 * centre) / 13``, the
+    block as three columns of row sums, and rounded: the same value as torchvision's float32 convolution,
+    because a multiple of 1/13 is never within rounding error of a half.
     """
     b, c, h, w = images.shape
     if h <= 2 or w <= 2:
         return images
-    wide = images.to(torch.int16)
-    block = sum(wide[..., dy:h - 2 + dy, dx:w - 2 + dx] for dy in range(3) for dx in range(3))
-    blurred = block.add_(wide[..., 1:-1, 1:-1], alpha=4).float().div_(13.0).round_()
     output = images.float()
+    rows = output[..., :, :-2] + output[..., :, 1:-1] + output[..., :, 2:]
+    block = rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
     inner = output[..., 1:-1, 1:-1]
+    blurred = block.add_(inner, alpha=4).div_(13.0).round_()
     inner.addcmul_(blurred.sub_(inner), _factor(magnitude)[1])
     return _to_uint8(output)
 
 
-@register_pixel_op("Posterize")
+@register_pixel_op("Posterize", per_value=True)
 def posterize(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """``posterize(image, int(m))``: keep the ``m`` highest bits of every value."""
     bits = magnitude.to(torch.int64).clamp(0, 8)
@@ -126,7 +130,7 @@ def posterize(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     return images & _per_sample(mask.to(torch.uint8))
 
 
-@register_pixel_op("Solarize")
+@register_pixel_op("Solarize", per_value=True)
 def solarize(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """``solarize(image, 255 * m)``: values at or above the threshold inverted."""
     threshold = _per_sample((255.0 * magnitude.double()).float())
@@ -141,11 +145,26 @@ def autocontrast(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
 
 @register_pixel_op("Equalize")
 def equalize(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-    """Each channel's histogram equalised, PIL's way (torchvision's kernel, which works on batches)."""
-    return TF.equalize_image(images)
+    """Each channel's histogram equalised, PIL's way: torchvision's ``equalize_image`` for uint8, in fewer steps.
+
+    With ``hist`` the channel's histogram, ``cum`` its cumulative sum and ``step = (pixels - count of the
+    highest value present) // 255``, value ``v`` becomes ``(cum[v - 1] + step // 2) // step`` clamped to 255
+    (0 for ``v = 0``); a channel with ``step == 0`` stays as it is.
+    """
+    b, c, h, w = images.shape
+    flat = images.reshape(b * c, h * w).long()
+    hist = torch.zeros(b * c, 256, dtype=torch.int64, device=images.device)
+    hist.scatter_add_(1, flat, constant([1], torch.int64, images.device).expand_as(flat))
+    cum = hist.cumsum(1)
+    step = (h * w - hist.gather(1, cum.argmax(1, keepdim=True))).div_(255, rounding_mode="floor")
+    table = cum[:, :-1].add(step // 2).div_(step.clamp(min=1), rounding_mode="floor").clamp_(0, 255)
+    table = torch.cat([torch.zeros_like(table[:, :1]), table], dim=1)
+    identity = constant(range(256), torch.int64, images.device).view(1, 256)
+    table = torch.where(step != 0, table, identity).to(torch.uint8)
+    return table.gather(1, flat).view(b, c, h, w)
 
 
-@register_pixel_op("Invert")
+@register_pixel_op("Invert", per_value=True)
 def invert(images: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     return images.bitwise_not()
 
@@ -230,14 +249,12 @@ def affine(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, 
     return warped.round_().to(torch.uint8)
 
 
-@functools.lru_cache(maxsize=2048)
 def _source_pixels(names: tuple[str, ...], h: int, w: int, op_id: int, magnitude: float, device: str) -> torch.Tensor:
-    """int64 ``[H * W]``: the input pixel (row-major) that each output pixel of operation ``names[op_id]`` at
-    ``magnitude`` takes, ``H * W`` where it is uncovered.
+    """int64 ``[H * W]``: the input pixel (row-major) that each output pixel of geometric operation
+    ``names[op_id]`` at ``magnitude`` takes, ``H * W`` where it is uncovered.
 
     Nearest sampling copies one input pixel to each output pixel, so warping an image that holds each pixel's
-    own index (and a coverage channel) with :func:`affine_grid`'s grid finds that pixel exactly. The policies
-    draw their magnitudes from a table, so a policy has a few hundred of these maps at most.
+    own index (and a coverage channel) with :func:`affine_grid`'s grid finds that pixel exactly.
     """
     grid = affine_grid(torch.tensor([op_id], device=device), torch.tensor([magnitude], dtype=torch.float64, device=device),
                        list(names), h, w)
@@ -247,35 +264,105 @@ def _source_pixels(names: tuple[str, ...], h: int, w: int, op_id: int, magnitude
     return torch.where(source[1] < 0.5, h * w, source[0].round()).long().view(-1)
 
 
-def warp_by_maps(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str],
-                 fill: list[int]) -> torch.Tensor:
-    """:func:`affine`'s output by one gather: each sample's pixels read through the cached map of its operation
-    and magnitude (:func:`_source_pixels`), the uncovered ones from a fill column.
+def _value_table(name: str, magnitude: float, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """uint8 ``[256]``: what per-value operation ``name`` at ``magnitude`` makes of each value 0-255 (the operation
+    itself, run on an image holding every value once, so the table is exact)."""
+    values = torch.arange(256, device=device).to(torch.uint8).view(1, 1, 1, 256)
+    return PIXEL_OPS[name](values, torch.tensor([magnitude], dtype=dtype, device=device)).view(256)
 
-    It reads the operations and magnitudes back to the host, so the grouped (CPU) path uses it; on a CPU this
-    replaces about a hundred small tensor operations per call (building the matrices and the grid) by a lookup.
+
+class _Maps:
+    """The maps of one policy's operations at one image size: row ``k`` of ``positions`` (int64 ``[K, H * W]``)
+    and of ``values`` (uint8 ``[K, 256]``) belong to one ``(operation, magnitude)``; row 0 is the identity.
+
+    The policies draw their magnitudes from a table, so a policy has a few hundred rows at most; a new row is
+    made the first time its operation and magnitude are drawn (past :data:`LIMIT` rows, the maps start again).
+    """
+
+    LIMIT = 4096
+
+    def __init__(self, names: tuple[str, ...], h: int, w: int, device: str):
+        self.names, self.h, self.w, self.device = names, h, w, device
+        self._clear()
+
+    def _clear(self):
+        self.rows: dict[tuple, int] = {}
+        self.geometric: list[bool] = [False]
+        self._positions = [torch.arange(self.h * self.w, device=self.device)]
+        self._values = [torch.arange(256, device=self.device).to(torch.uint8)]
+        self.positions, self.values = torch.stack(self._positions), torch.stack(self._values)
+
+    def rows_of(self, op_ids: list[int], magnitudes: list[float], dtype: torch.dtype) -> list[int]:
+        """Each sample's row, made where it is new."""
+        rows, added = [], False
+        for op_id, m in zip(op_ids, magnitudes):
+            row = self.rows.get((op_id, m, dtype))
+            if row is None:
+                if len(self.rows) >= self.LIMIT:
+                    self._clear()
+                    return self.rows_of(op_ids, magnitudes, dtype)
+                row = self.rows[op_id, m, dtype] = len(self._positions)
+                geometric = self.names[op_id] in GEOMETRIC
+                self.geometric.append(geometric)
+                self._positions.append(_source_pixels(self.names, self.h, self.w, op_id, m, self.device)
+                                       if geometric else self._positions[0])
+                self._values.append(self._values[0] if geometric
+                                    else _value_table(self.names[op_id], m, dtype, self.device))
+                added = True
+            rows.append(row)
+        if added:
+            self.positions, self.values = torch.stack(self._positions), torch.stack(self._values)
+        return rows
+
+
+@functools.cache
+def _maps(names: tuple[str, ...], h: int, w: int, device: str) -> _Maps:
+    return _Maps(names, h, w, device)
+
+
+def map_pixels(images: torch.Tensor, op_ids: torch.Tensor, magnitude: torch.Tensor, names: list[str],
+               fill: list[int]) -> torch.Tensor:
+    """Every geometric and per-value operation (:data:`PER_VALUE`) by at most two gathers through cached maps.
+
+    A geometric operation at a given magnitude always moves the same pixels (:func:`_source_pixels`); a
+    per-value one always maps a value to the same value (:func:`_value_table`). Each sample reads its pixels
+    through its position map (uncovered ones from a fill column), then its values through its value table,
+    the identity for the kind of map its operation does not have (:class:`_Maps`): the same pixels as
+    :func:`affine` and the pixel operations. It reads the operations and magnitudes back to the host, so only
+    the grouped (CPU) path uses it; there it replaces about a hundred small tensor operations per call.
     """
     b, c, h, w = images.shape
-    key, device = tuple(names), str(images.device)
-    maps = torch.stack([_source_pixels(key, h, w, op_id, m, device)
-                        for op_id, m in zip(op_ids.tolist(), magnitude.tolist())])
-    fill_column = constant(fill, torch.uint8, images.device).view(1, c, 1).expand(b, c, 1)
-    padded = torch.cat([images.reshape(b, c, h * w), fill_column], dim=2)
-    return padded.gather(2, maps.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
+    maps = _maps(tuple(names), h, w, str(images.device))
+    rows = maps.rows_of(op_ids.tolist(), magnitude.tolist(), magnitude.dtype)
+    geometric = [maps.geometric[row] for row in rows]
+    index = torch.tensor(rows, device=images.device)
+    if any(geometric):
+        fill_column = constant(fill, torch.uint8, images.device).view(1, c, 1).expand(b, c, 1)
+        padded = torch.cat([images.reshape(b, c, h * w), fill_column], dim=2)
+        positions = maps.positions[index].view(b, 1, h * w).expand(b, c, h * w)
+        images = padded.gather(2, positions).view(b, c, h, w)
+    if not all(geometric):
+        images = maps.values[index].gather(1, images.reshape(b, c * h * w).long()).view(b, c, h, w)
+    return images
 
 
 @functools.cache
 def _kernels(names: tuple[str, ...], grouped: bool) -> tuple[list[tuple[Callable, list[int]]], torch.Tensor]:
-    """``[(kernel(images, op_ids, magnitude, fill), op ids it serves), ...]`` (one affine warp for every
-    geometric op, by cached maps when ``grouped``; one kernel per pixel op; ``Identity`` has none) and each op
-    id's group: 0 for ``Identity``, k for the k-th kernel. Made once per policy, not at every step."""
+    """``[(kernel(images, op_ids, magnitude, fill), op ids it serves), ...]`` and each op id's group: 0 for
+    ``Identity`` (no kernel), k for the k-th kernel. Made once per policy, not at every step.
+
+    Not ``grouped``: one affine warp for every geometric op, one kernel per pixel op. ``grouped``: one
+    :func:`map_pixels` for every geometric and per-value op, one kernel per other pixel op.
+    """
     kernels: list[tuple[Callable, list[int]]] = []
-    geometric = [k for k, name in enumerate(names) if name in GEOMETRIC]
-    warp = warp_by_maps if grouped else affine
-    if geometric:
+    mapped = [k for k, name in enumerate(names) if name in GEOMETRIC or (grouped and name in PER_VALUE)]
+    warp = map_pixels if grouped else affine
+    if mapped:
         kernels.append((lambda images, op_ids, magnitude, fill: warp(images, op_ids, magnitude, names, fill),
-                        geometric))
+                        mapped))
     for index, name in enumerate(names):
+        if index in mapped:
+            continue
         if name in PIXEL_OPS:
             kernels.append((lambda images, op_ids, magnitude, fill, op=PIXEL_OPS[name]: op(images, magnitude),
                             [index]))
@@ -380,5 +467,5 @@ class CapturedApply:
         return graph, static_images, static_steps, out
 
 
-__all__ = ["GEOMETRIC", "IDENTITY", "PIXEL_OPS", "CapturedApply", "affine", "affine_grid", "apply_ops", "apply_steps",
-           "inverse_affine_matrices", "warp_by_maps"]
+__all__ = ["GEOMETRIC", "IDENTITY", "PER_VALUE", "PIXEL_OPS", "CapturedApply", "affine", "affine_grid", "apply_ops", "apply_steps",
+           "inverse_affine_matrices", "map_pixels"]
