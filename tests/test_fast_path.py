@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -158,7 +159,7 @@ def test_views_are_the_same_with_0_or_2_workers_and_per_epoch(small_config, reci
     if recipe == "policy_in_loader":
         recipe = request.getfixturevalue(recipe)
 
-    calls = []
+    calls, priorities = [], []
 
     def views(workers, epochs):
         setup = build(small_config(recipe=recipe, method="dlb", batch_size=32, train_subset=128), num_workers=workers)
@@ -167,12 +168,18 @@ def test_views_are_the_same_with_0_or_2_workers_and_per_epoch(small_config, reci
         pipeline.run_device_stage = lambda *a, **kw: calls.append(workers) or device_stage(*a, **kw)
         for epoch in epochs:
             batches = list(setup.loader.epoch(epoch))
+        if setup.loader._dataloader is not None:  # the workers that augmented (persistent: still there)
+            priorities.extend(os.getpriority(os.PRIO_PROCESS, worker.pid)
+                              for worker in setup.loader._dataloader._iterator._workers)
+        setup.loader.close()
         return batches
 
     inline, workers = views(0, [1]), views(2, [0, 1])  # epoch 1 alone equals epoch 1 after epoch 0
     assert len(inline) == len(workers) == 4
     # On a CPU the workers do all of a policy recipe (sample op or batched policy); a cheap one stays here.
     assert calls.count(0) == 4 and calls.count(2) == (8 if recipe == "cutout" else 0)
+    # Workers that augment on a CPU run at the lowest priority, behind the model's threads.
+    assert priorities == ([] if recipe == "cutout" else [19, 19])
     for (v0, l0, i0), (v1, l1, i1) in zip(inline, workers):
         assert torch.equal(l0, l1) and torch.equal(i0, i1)
         assert all(torch.equal(a, b) for a, b in zip(v0, v1))

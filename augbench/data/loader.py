@@ -23,7 +23,10 @@ GPU that never waits for its data. It pays when a core is left to the
 workers (the model on fewer threads than there are cores), as
 ``augbench bench --threads 1 --workers 1`` measures. Cheap recipes stay in
 the training process, where they cost less than the batch's trip between
-processes.
+processes. These workers run at the lowest CPU priority (``nice`` 19): a
+worker that takes a core from one of the model's threads stalls all of them
+at the next barrier, so the workers should run when the model leaves a core
+idle (and when the model waits for a batch, nothing else wants the cores).
 
 Reproducibility: batch b of epoch e is augmented from seeds derived from
 (seed, e, b) alone (the global generators for sample ops, one host generator
@@ -41,6 +44,7 @@ exactly what it drew before the rank existed.
 from __future__ import annotations
 
 import gc
+import os
 import random
 from collections.abc import Iterator
 from typing import Protocol
@@ -194,6 +198,11 @@ class _EpochKeys:
         return len(self.keys)
 
 
+def _yield_to_training(worker_id: int) -> None:
+    """A CPU loader worker takes the lowest priority (see the module docstring)."""
+    os.nice(19)
+
+
 class TrainLoader:
     """Augmented, normalised batches of the training samples on ``device``, one epoch at a time.
 
@@ -269,7 +278,8 @@ class TrainLoader:
             self._dataloader = DataLoader(
                 self._whole if self._whole is not None else self._stage, batch_size=None, sampler=self._keys,
                 num_workers=self.num_workers, multiprocessing_context=self.mp_context, prefetch_factor=4,
-                persistent_workers=True, pin_memory=self.device.type == "cuda")
+                persistent_workers=True, pin_memory=self.device.type == "cuda",
+                worker_init_fn=_yield_to_training if self._whole is not None else None)
         self._keys.keys = keys
         return iter(self._dataloader)
 
