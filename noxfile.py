@@ -24,7 +24,9 @@ def tests(session):
     env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "WANDB_MODE": "offline",
            "WANDB_SILENT": "true"}
     # A throwaway PostgreSQL server on 127.0.0.1 for the multi-worker tests; the tests never assume one exists.
-    started = session.run("bash", "scripts/start-postgres.sh", external=True, silent=True) or ""
+    started = session.run("bash", "scripts/start-postgres.sh", external=True, silent=True)
+    if started is None:  # `nox -s tests --install-only`: nothing was run, the environment is ready
+        return
     prefix = "export AUGBENCH_TEST_POSTGRES_URL="
     urls = [line[len(prefix):] for line in started.splitlines() if line.startswith(prefix)]
     if not urls:
