@@ -300,7 +300,9 @@ def test_bench_prints_json_with_every_measurement(capsys):
     assert set(result["data_path"]) == {"autoaugment"}  # the batched policy against torchvision's, per sample
     assert set(result["end_to_end"]) == {"autoaugment/ce", "autoaugment/dlb"}
     assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in result["end_to_end"].values())
-    assert result["dlb_step"]["ratio"] > 0
+    dlb = result["dlb_step"]  # the default forward mode (the official code's two calls) and the joint one
+    assert dlb["forward"] == "separate" and dlb["ratio"] > 0 and dlb["joint_ratio"] > 0
+    assert dlb["dlb_step_seconds"] > 0 and dlb["ce_2n_step_seconds"] > 0
 
 
 def test_bench_threads_leave_a_core_to_workers_that_augment_the_policy(capsys):

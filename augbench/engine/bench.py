@@ -17,7 +17,8 @@ Four measurements, each after a warm-up, on one data set, backbone and batch siz
    method, and its ratio to the model-only rate at the method's batch, timed
    in alternating rounds with it (median of the per-round ratios);
 4. **DLB's step** against a CE step on a batch of 2n (DLB forwards n new and
-   n replayed samples per step).
+   n replayed samples per step), timed in alternating rounds with it, for the
+   run's ``forward`` mode and for ``forward=joint`` (one call on 2n).
 
 Ratios come from one run, so they compare like with like even on a busy
 machine; absolute rates are this machine's at this moment.
@@ -43,6 +44,7 @@ from augbench.engine.run import bf16_problem, build, resolve_device
 from augbench.engine.timing import time_training
 from augbench.losses import soft_cross_entropy
 from augbench.methods import Batch
+from augbench.methods.dlb import DLB
 
 DEFAULT_RECIPES = ("baseline", "cutout", "random_erasing", "mixup", "cutmix", "autoaugment", "randaugment",
                    "trivialaugment")
@@ -86,8 +88,8 @@ def _paired_rates(first: Callable[[], int], second: Callable[[], int], device: t
     return statistics.median(first_rates), statistics.median(second_rates), statistics.median(ratios)
 
 
-def model_only_rate(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int) -> float:
-    """CE train steps per second x batch on normalised inputs already on the device (images/s)."""
+def _model_step(config: RunConfig, ds, device: torch.device, batch_size: int) -> Callable[[], int]:
+    """One CE train step (forward, backward, SGD) on normalised inputs already on the device; returns the batch."""
     torch.manual_seed(0)
     model = models.create(config.model, num_classes=ds.num_classes, in_chans=ds.in_chans).to(device)
     if config.channels_last:
@@ -110,7 +112,12 @@ def model_only_rate(config: RunConfig, ds, device: torch.device, batch_size: int
         optimizer.step()
         return batch_size
 
-    return _rate(step, device, steps)
+    return step
+
+
+def model_only_rate(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int) -> float:
+    """CE train steps per second x batch on normalised inputs already on the device (images/s)."""
+    return _rate(_model_step(config, ds, device, batch_size), device, steps)
 
 
 def data_path_rates(recipe_name: str, config: RunConfig, ds, device: torch.device, batch_size: int, batches: int,
@@ -224,15 +231,15 @@ def end_to_end_rate(config: RunConfig, device: torch.device, workers: int, steps
     return result
 
 
-def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int,
-                   data_root: str | None = None) -> dict[str, float]:
-    """Seconds per DLB step (n new + n replayed, inputs on the device) against a CE step on 2n."""
-    setup = build(dataclasses.replace(config, method="dlb", recipe="baseline", batch_size=batch_size),
-                  device=str(device), data_root=data_root)
-
+def _dlb_step(config: RunConfig, device: torch.device, batch_size: int, forward: str,
+              data_root: str | None = None) -> Callable[[], int]:
+    """One DLB train step (n new + n replayed, the baseline recipe's views already on the device); returns 1."""
+    setup = build(dataclasses.replace(config, method="dlb", method_args={**config.method_args, "forward": forward},
+                                      recipe="baseline", batch_size=batch_size), device=str(device), data_root=data_root)
     views, labels, index = next(setup.loader.epoch(0))
     model, method = setup.model, setup.method
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+                                weight_decay=config.weight_decay)
 
     def step() -> int:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
@@ -242,10 +249,31 @@ def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int,
         optimizer.step()
         return 1
 
-    dlb_steps = _rate(step, device, steps)
-    ce_steps = model_only_rate(config, ds, device, 2 * batch_size, steps) / (2 * batch_size)
-    return {"dlb_step_seconds": 1 / dlb_steps, "ce_2n_step_seconds": 1 / ce_steps,
-            "ratio": (1 / dlb_steps) / (1 / ce_steps)}
+    return step
+
+
+def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int,
+                   data_root: str | None = None, rounds: int = 5) -> dict[str, Any]:
+    """Seconds per DLB step (n new + n replayed, inputs on the device) against a CE step on 2n, for the run's
+    ``forward`` mode and, as ``joint_ratio``, for ``forward=joint`` (one call on the 2n batch): the gap between
+    the two is the cost of two forward calls of n (BatchNorm statistics per half) instead of one of 2n. Each
+    ratio is the median over ``rounds`` alternating rounds of the DLB and CE steps."""
+    ce_images = _model_step(config, ds, device, 2 * batch_size)
+
+    def ce_step() -> int:
+        ce_images()
+        return 1
+
+    forward = {**DLB.defaults, **config.method_args}["forward"]
+    result: dict[str, Any] = {"forward": forward}
+    for mode in dict.fromkeys((forward, "joint")):
+        dlb_step = _dlb_step(config, device, batch_size, mode, data_root)
+        # Steps per second; CE's over DLB's is DLB's seconds per step over CE's.
+        ce_rate, dlb_rate, ratio = _paired_rates(ce_step, dlb_step, device, (steps, steps), rounds=rounds)
+        if mode == forward:
+            result.update(dlb_step_seconds=1 / dlb_rate, ce_2n_step_seconds=1 / ce_rate, ratio=ratio)
+        result["joint_ratio"] = ratio
+    return result
 
 
 def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device: str = "auto", workers: int = 2,
@@ -315,6 +343,7 @@ def format_table(result: dict[str, Any]) -> str:
     for key, r in result["end_to_end"].items():
         lines.append(f"| {key} | {r['forward_samples_per_second']:,.0f} | {r['ratio']:.2f} |")
     d = result["dlb_step"]
-    lines += ["", f"DLB step (n new + n replayed): {1000 * d['dlb_step_seconds']:.1f} ms; CE step on 2n: "
-                  f"{1000 * d['ce_2n_step_seconds']:.1f} ms; ratio {d['ratio']:.2f}"]
+    lines += ["", f"DLB step (n new + n replayed, forward={d['forward']}): {1000 * d['dlb_step_seconds']:.1f} ms; "
+                  f"CE step on 2n: {1000 * d['ce_2n_step_seconds']:.1f} ms; ratio {d['ratio']:.2f}"
+                  + (f" (forward=joint: {d['joint_ratio']:.2f})" if d["forward"] != "joint" else "")]
     return "\n".join(lines)
