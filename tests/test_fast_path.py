@@ -336,6 +336,13 @@ def test_bench_rejects_a_bad_recipe_with_exit_2(capsys):
     assert "recipe 'nope'" in capsys.readouterr().err
 
 
+def test_bench_rejects_a_bad_method_before_measuring(capsys):
+    assert main(["bench", "--dataset", "synthetic", "--methods", "nope", "--steps", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert "--method nope" in err and "accepted: ce," in err
+    assert "model only" not in out + err  # nothing was measured first
+
+
 def test_an_op_that_cannot_run_on_the_images_is_named(tmp_path):
     spec = yaml.safe_load(open(find_recipe("baseline")).read())
     spec.update(name="bad", ops=[{"op": "pad_crop", "padding": 4}, {"op": "cutout", "length": 8, "fill": [1, 2]}])

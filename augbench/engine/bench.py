@@ -45,6 +45,7 @@ from augbench.engine.timing import time_training
 from augbench.losses import soft_cross_entropy
 from augbench.methods import Batch
 from augbench.methods.dlb import DLB
+from augbench.methods.registry import get_method
 
 DEFAULT_RECIPES = ("baseline", "cutout", "random_erasing", "mixup", "cutmix", "autoaugment", "randaugment",
                    "trivialaugment")
@@ -285,7 +286,9 @@ def run_bench(config: RunConfig, recipes: list[str], methods: list[str], device:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     for name in recipes:
-        load_recipe(name)  # a bad recipe name fails before anything is measured
+        load_recipe(name)  # a bad recipe or method name fails before anything is measured
+    for method in methods:
+        get_method(method)
     build(config, device=str(dev), data_root=data_root)  # validates the configuration (bf16 on this device, model, data set)
     ds = load_dataset(config.dataset, data_root=data_root)
     n = config.batch_size
