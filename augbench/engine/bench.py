@@ -40,10 +40,12 @@ from augbench.augment.ops import OPS
 from augbench.config import RunConfig
 from augbench.data import load_dataset
 from augbench.data.loader import normalize
+from augbench.engine.build import make_optimizer
 from augbench.engine.run import bf16_problem, build, resolve_device
 from augbench.engine.timing import time_training
 from augbench.losses import soft_cross_entropy
 from augbench.methods import Batch
+from augbench.methods.base import resolve_args
 from augbench.methods.dlb import DLB
 from augbench.methods.registry import get_method
 
@@ -95,8 +97,7 @@ def _model_step(config: RunConfig, ds, device: torch.device, batch_size: int) ->
     model = models.create(config.model, num_classes=ds.num_classes, in_chans=ds.in_chans).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
-                                weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     dtype = torch.bfloat16 if config.bf16 else torch.float32
     mean, std = torch.tensor(ds.mean, device=device), torch.tensor(ds.std, device=device)
     index = torch.arange(batch_size) % len(ds.train_labels)
@@ -239,8 +240,7 @@ def _dlb_step(config: RunConfig, device: torch.device, batch_size: int, forward:
                                       recipe="baseline", batch_size=batch_size), device=str(device), data_root=data_root)
     views, labels, index = next(setup.loader.epoch(0))
     model, method = setup.model, setup.method
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
-                                weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
 
     def step() -> int:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
@@ -256,16 +256,16 @@ def _dlb_step(config: RunConfig, device: torch.device, batch_size: int, forward:
 def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int, steps: int,
                    data_root: str | None = None, rounds: int = 5) -> dict[str, Any]:
     """Seconds per DLB step (n new + n replayed, inputs on the device) against a CE step on 2n, for the run's
-    ``forward`` mode and, as ``joint_ratio``, for ``forward=joint`` (one call on the 2n batch): the gap between
-    the two is the cost of two forward calls of n (BatchNorm statistics per half) instead of one of 2n. Each
-    ratio is the median over ``rounds`` alternating rounds of the DLB and CE steps."""
+    ``forward`` mode and, as ``joint_ratio``, for ``forward=joint`` (one call on the 2n batch, BatchNorm
+    statistics over both halves) alongside. Each ratio is the median over ``rounds`` alternating rounds of the
+    DLB and CE steps."""
     ce_images = _model_step(config, ds, device, 2 * batch_size)
 
     def ce_step() -> int:
         ce_images()
         return 1
 
-    forward = {**DLB.defaults, **config.method_args}["forward"]
+    forward = resolve_args(DLB, config.method_args)["forward"]
     result: dict[str, Any] = {"forward": forward}
     for mode in dict.fromkeys((forward, "joint")):
         dlb_step = _dlb_step(config, device, batch_size, mode, data_root)
@@ -273,7 +273,8 @@ def dlb_step_ratio(config: RunConfig, ds, device: torch.device, batch_size: int,
         ce_rate, dlb_rate, ratio = _paired_rates(ce_step, dlb_step, device, (steps, steps), rounds=rounds)
         if mode == forward:
             result.update(dlb_step_seconds=1 / dlb_rate, ce_2n_step_seconds=1 / ce_rate, ratio=ratio)
-        result["joint_ratio"] = ratio
+        if mode == "joint":
+            result["joint_ratio"] = ratio
     return result
 
 

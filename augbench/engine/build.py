@@ -161,3 +161,9 @@ def build(config: RunConfig, *, data_root: str | None = None, download: bool = F
         label_noise=noise_info, steps_per_epoch=plan.steps_per_epoch, planned_steps=plan.planned_steps,
         num_epochs=plan.num_epochs, world=world,
     )
+
+
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.SGD:
+    """The engine's optimizer: SGD with the run's lr, momentum, Nesterov (where momentum > 0) and weight decay."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)

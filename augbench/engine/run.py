@@ -49,7 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from augbench.engine import checkpoint, distributed
-from augbench.engine.build import Setup, bf16_problem, build, resolve_device
+from augbench.engine.build import Setup, bf16_problem, build, make_optimizer, resolve_device
 from augbench.engine.callbacks import Callback, EarlyStop
 from augbench.engine.distributed import World
 from augbench.engine.metrics import evaluate
@@ -94,8 +94,7 @@ class Run:
         self.extra_record = extra_record or {}
         cfg = setup.config
         self.autocast_dtype = torch.bfloat16 if cfg.bf16 else None
-        self.optimizer = torch.optim.SGD(setup.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(setup.model, cfg)
         factor = SCHEDULES[cfg.schedule](cfg, float(cfg.epochs))
         # Progress is measured in budget epochs, so a halved (samples) budget runs the whole schedule.
         scale = cfg.epochs / setup.planned_steps
